@@ -1,0 +1,68 @@
+"""The composition root: one place that builds the application and wires every part."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
+
+from bot.context import SERVICES_KEY, Context, Services
+from bot.db import Database, migrate
+from bot.i18n import Catalogues
+from bot.limits import TelegramLimits
+from bot.rules import Rules, load_rules
+from bot.sending.ratelimit import ChatRateLimiter
+from bot.settings import Settings
+from handlers import common, errors, fallback, groups, help, invite, lang, start
+from models.base import utcnow
+
+GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
+
+# Feature modules in registration order; the fallback must stay last.
+HANDLER_MODULES = (common, start, help, lang, invite, groups, errors, fallback)
+
+
+def build_application(
+    settings: Settings,
+    *,
+    rules: Rules | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    migrate_on_start: bool = True,
+) -> GGApplication:
+    """The real application. ``clock`` is the only seam: tests and the demo move time with it."""
+    services = Services(
+        settings=settings,
+        rules=rules or load_rules(settings.rules_file),
+        db=Database.connect(settings.database_url),
+        i18n=Catalogues(settings.default_locale),
+        clock=clock,
+    )
+    limits = TelegramLimits().scaled(settings.rate_limit_scale)
+
+    async def post_init(app: GGApplication) -> None:
+        if migrate_on_start:
+            await migrate(services.db)
+        await help.set_menus(app, services)
+
+    async def post_shutdown(_app: GGApplication) -> None:
+        await services.db.dispose()
+
+    builder = (
+        ApplicationBuilder()
+        .token(settings.token())
+        .context_types(ContextTypes(context=Context))
+        .rate_limiter(ChatRateLimiter(limits=limits))
+        .defaults(Defaults(tzinfo=settings.zone))
+        .post_init(post_init)
+        .post_shutdown(post_shutdown)
+    )
+    if settings.api_urls is not None:
+        base_url, file_url = settings.api_urls
+        builder = builder.base_url(base_url).base_file_url(file_url)
+    app: GGApplication = builder.build()  # type: ignore[assignment]
+    app.bot_data[SERVICES_KEY] = services
+    for module in HANDLER_MODULES:
+        module.register(app)
+    return app

@@ -1,0 +1,119 @@
+"""`python -m bot <command>` (also installed as `greengrid`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.settings import ConfigError, load_settings
+
+log = logging.getLogger("greengrid")
+
+
+def _logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Every getUpdates call would otherwise be logged.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def cmd_run(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    settings.token()  # fail before anything starts
+
+    from telegram import Update
+
+    from bot.app import build_application
+    app = build_application(settings)
+    log.info("greengrid starting (database %s)", settings.database_url.split("://", 1)[0])
+    app.run_polling(allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from bot.db import migrate_url
+
+    settings = load_settings()
+    migrate_url(settings.database_url)
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_import_org(args: argparse.Namespace) -> int:
+    from bot.db import Database, migrate
+    from bot.services.org import OrgFileError, import_org, parse_org_file
+
+    settings = load_settings()
+    try:
+        specs = parse_org_file(Path(args.file))
+    except OrgFileError as exc:
+        print(f"import-org: {exc}", file=sys.stderr)
+        return 2
+
+    async def _run() -> str:
+        db = Database.connect(settings.database_url)
+        try:
+            await migrate(db)
+            async with db.begin() as session:
+                result = await import_org(session, specs)
+        finally:
+            await db.dispose()
+        return (
+            f"{len(result.created)} created, {len(result.updated)} updated, "
+            f"{result.unchanged} unchanged"
+        )
+
+    print(f"import-org: {asyncio.run(_run())}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return asyncio.run(run_demo(Path(args.out), speed=args.speed))
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox.standalone import serve
+
+    asyncio.run(serve(args.host, args.port))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="greengrid", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the bot (long polling)").set_defaults(func=cmd_run)
+    sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
+    imp = sub.add_parser("import-org", help="import areas from a YAML or CSV file")
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_import_org)
+    demo = sub.add_parser("demo", help="play a scripted scene against the local stand-in")
+    demo.add_argument("--out", default="demo-out")
+    demo.add_argument("--speed", type=float, default=0.1,
+                      help="rate-limit windows multiplied by this (1 = Telegram's real limits)")
+    demo.set_defaults(func=cmd_demo)
+    sandbox = sub.add_parser("sandbox", help="run the local Telegram stand-in alone")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8081)
+    sandbox.set_defaults(func=cmd_sandbox)
+    args = parser.parse_args(argv)
+    _logging(args.verbose)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

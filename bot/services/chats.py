@@ -1,0 +1,69 @@
+"""Group chats and their binding to the district or one subject."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services.roles import AreaKind
+from models import Area, Chat
+
+
+@dataclass(frozen=True)
+class Binding:
+    telegram_chat_id: int
+    area_id: int
+    area_name: str
+    area_kind: AreaKind
+
+
+async def _chat(session: AsyncSession, telegram_chat_id: int, title: str) -> Chat:
+    chat = (
+        await session.scalars(select(Chat).where(Chat.telegram_chat_id == telegram_chat_id))
+    ).first()
+    if chat is None:
+        chat = Chat(telegram_chat_id=telegram_chat_id, title=title[:255])
+        session.add(chat)
+        await session.flush()
+    elif title and chat.title != title[:255]:
+        chat.title = title[:255]
+    return chat
+
+
+async def note_chat(session: AsyncSession, telegram_chat_id: int, title: str) -> None:
+    """Remember a group the bot was added to (bound later)."""
+    await _chat(session, telegram_chat_id, title)
+
+
+async def bind_group(
+    session: AsyncSession,
+    telegram_chat_id: int,
+    title: str,
+    area_id: int,
+    *,
+    by_person_id: int,
+    now: datetime,
+) -> Binding | None:
+    """Bind the group to the district or a subject; None if that area cannot be bound."""
+    area = await session.get(Area, area_id)
+    if area is None or AreaKind(area.kind) not in (AreaKind.district, AreaKind.subject):
+        return None
+    chat = await _chat(session, telegram_chat_id, title)
+    chat.area_id, chat.bound_by_id, chat.bound_at = area.id, by_person_id, now
+    return Binding(telegram_chat_id, area.id, area.name, AreaKind(area.kind))
+
+
+async def binding_of(session: AsyncSession, telegram_chat_id: int) -> Binding | None:
+    row = (
+        await session.execute(
+            select(Area.id, Area.name, Area.kind)
+            .join(Chat, Chat.area_id == Area.id)
+            .where(Chat.telegram_chat_id == telegram_chat_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return Binding(telegram_chat_id, row[0], row[1], AreaKind(row[2]))

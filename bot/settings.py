@@ -1,0 +1,124 @@
+"""Settings from the environment and `.env`; a wrong value stops start-up with one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LocaleName = Literal["zh_CN", "en"]
+
+# How to fix each setting, said once where start-up fails.
+_HINTS: dict[str, str] = {
+    "bot_token": "set BOT_TOKEN to the token @BotFather gave you, e.g. 123456:ABC-DEF",
+    "bot_api_base_url": "set BOT_API_BASE_URL to your Bot API server, e.g. http://127.0.0.1:8081",
+    "database_url": "set DATABASE_URL to sqlite+aiosqlite:///data/greengrid.db "
+    "or postgresql+asyncpg://user@host/db",
+    "timezone": "set TIMEZONE to an IANA zone name, e.g. Asia/Shanghai",
+    "default_locale": "set DEFAULT_LOCALE to zh_CN or en",
+    "admin_ids": "set ADMIN_IDS to Telegram user ids separated by commas, e.g. 1001,1002",
+    "rules_file": "set RULES_FILE to an existing YAML or TOML rules file, or unset it",
+    "rate_limit_scale": "set RATE_LIMIT_SCALE to a positive number (1 = Telegram's real limits)",
+}
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message is one line saying which and how to fix it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    bot_token: SecretStr | None = None
+    # Root of a Bot API server (Telegram's when unset). Both ".../bot" and the bare root work.
+    bot_api_base_url: str | None = None
+    database_url: str = "sqlite+aiosqlite:///data/greengrid.db"
+    timezone: str = "Asia/Shanghai"
+    default_locale: LocaleName = "zh_CN"
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    rules_file: Path | None = None
+    # Multiplies Telegram's rate-limit windows; only tests and the demo change it.
+    rate_limit_scale: float = Field(default=1.0, gt=0)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        # Accept the plain URLs people copy from elsewhere and pick the async driver ourselves.
+        if value.startswith(("postgres://", "postgresql://")):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.removeprefix("sqlite:///")
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(f"unsupported database URL {value.split('://', 1)[0]!r}")
+        return value
+
+    @field_validator("bot_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("rules_file")
+    @classmethod
+    def _rules_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def api_urls(self) -> tuple[str, str] | None:
+        """(base_url, base_file_url) in python-telegram-bot's form, or None for Telegram's."""
+        if self.bot_api_base_url is None:
+            return None
+        root = self.bot_api_base_url.rstrip("/").removesuffix("/bot")
+        return f"{root}/bot", f"{root}/file/bot"
+
+    def token(self) -> str:
+        if self.bot_token is None or not self.bot_token.get_secret_value().strip():
+            raise ConfigError(f"BOT_TOKEN is not set: {_HINTS['bot_token']} (or run `make demo`)")
+        return self.bot_token.get_secret_value().strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, `.env` and ``overrides``; ConfigError on a bad value."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else "?"
+    message = first["msg"].removeprefix("Value error, ")
+    hint = _HINTS.get(field, "check the value")
+    return f"{field.upper()}: {message}; {hint}"

@@ -61,7 +61,7 @@ def build_application(
     if settings.api_urls is not None:
         base_url, file_url = settings.api_urls
         builder = builder.base_url(base_url).base_file_url(file_url)
-    app: GGApplication = builder.build()  # type: ignore[assignment]
+    app: GGApplication = builder.build()
     app.bot_data[SERVICES_KEY] = services
     for module in HANDLER_MODULES:
         module.register(app)

@@ -30,6 +30,7 @@ def cmd_run(_args: argparse.Namespace) -> int:
     from telegram import Update
 
     from bot.app import build_application
+
     app = build_application(settings)
     log.info("greengrid starting (database %s)", settings.database_url.split("://", 1)[0])
     app.run_polling(allowed_updates=Update.ALL_TYPES)
@@ -97,8 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     imp.set_defaults(func=cmd_import_org)
     demo = sub.add_parser("demo", help="play a scripted scene against the local stand-in")
     demo.add_argument("--out", default="demo-out")
-    demo.add_argument("--speed", type=float, default=0.1,
-                      help="rate-limit windows multiplied by this (1 = Telegram's real limits)")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=0.1,
+        help="rate-limit windows multiplied by this (1 = Telegram's real limits)",
+    )
     demo.set_defaults(func=cmd_demo)
     sandbox = sub.add_parser("sandbox", help="run the local Telegram stand-in alone")
     sandbox.add_argument("--host", default="127.0.0.1")

@@ -50,7 +50,7 @@ class Context(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict
         chat_id: int | None = None,
         user_id: int | None = None,
     ) -> None:
-        super().__init__(application, chat_id, user_id)  # type: ignore[arg-type]
+        super().__init__(application, chat_id, user_id)
         self.actor = None
         self.translator = None
 

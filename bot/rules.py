@@ -122,4 +122,6 @@ def load_rules(path: Path | None = None) -> Rules:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"RULES_FILE {path or DEFAULT_RULES_PATH}: {where}: {first['msg']}") from None
+        raise ConfigError(
+            f"RULES_FILE {path or DEFAULT_RULES_PATH}: {where}: {first['msg']}"
+        ) from None

@@ -22,7 +22,10 @@ async def identify(update: Update, context: Context) -> None:
     services = context.services
     async with services.db.begin() as session:
         person = await people.ensure_person(
-            session, user.id, user.full_name, user.username,
+            session,
+            user.id,
+            user.full_name,
+            user.username,
             private=chat is not None and chat.type == Chat.PRIVATE,
         )
         if services.settings.admin_ids:

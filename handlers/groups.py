@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from telegram import ChatMember, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import (
+    ChatMember,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Update,
+)
 from telegram.error import TelegramError
 from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, CommandHandler
 
@@ -43,7 +49,11 @@ async def _bind(context: Context, update: Update, area_id: int) -> Binding | Non
     services = context.services
     async with services.db.begin() as session:
         return await chats.bind_group(
-            session, chat.id, chat.title or "", area_id, by_person_id=actor.person_id,
+            session,
+            chat.id,
+            chat.title or "",
+            area_id,
+            by_person_id=actor.person_id,
             now=services.now(),
         )
 
@@ -106,7 +116,9 @@ async def bind_button(update: Update, context: Context) -> None:
 def _joined(change: ChatMemberUpdated) -> bool:
     was = change.old_chat_member.status in (ChatMember.LEFT, ChatMember.BANNED)
     now = change.new_chat_member.status in (
-        ChatMember.MEMBER, ChatMember.ADMINISTRATOR, ChatMember.OWNER,
+        ChatMember.MEMBER,
+        ChatMember.ADMINISTRATOR,
+        ChatMember.OWNER,
     )
     return was and now
 

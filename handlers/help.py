@@ -95,7 +95,9 @@ async def refresh_person_menu(context: Context, telegram_id: int) -> None:
         return
     try:
         await _set(
-            context.application, context.services, BotCommandScopeChat(telegram_id),
+            context.application,
+            context.services,
+            BotCommandScopeChat(telegram_id),
             commands_for(actor.role_set),
         )
     except TelegramError as exc:

@@ -36,8 +36,12 @@ def _created_text(context: Context, view: InviteView) -> str:
         uses = _("invite.uses_n", n=view.max_uses)
     expires = context.services.local(view.expires_at).strftime("%Y-%m-%d %H:%M")
     return _(
-        "invite.created", role=_(f"role.{view.role.value}"), area=view.area_name, uses=uses,
-        expires=expires, link=_link(context, view.code),
+        "invite.created",
+        role=_(f"role.{view.role.value}"),
+        area=view.area_name,
+        uses=uses,
+        expires=expires,
+        link=_link(context, view.code),
     )
 
 
@@ -60,7 +64,12 @@ async def _create(
     services = context.services
     async with services.db.begin() as session:
         result = await invites.create_invite(
-            session, actor, role, area_id, max_uses=max_uses, valid_for=timedelta(days=days),
+            session,
+            actor,
+            role,
+            area_id,
+            max_uses=max_uses,
+            valid_for=timedelta(days=days),
             now=services.now(),
         )
     if isinstance(result, InviteRefusal):
@@ -120,11 +129,17 @@ def _area_keyboard(
     ]
     nav = []
     if page > 0:
-        nav.append(InlineKeyboardButton(context._("page.prev"),
-                                        callback_data=f"inv:r:{role.value}:{page - 1}"))
+        nav.append(
+            InlineKeyboardButton(
+                context._("page.prev"), callback_data=f"inv:r:{role.value}:{page - 1}"
+            )
+        )
     if start + AREAS_PER_PAGE < len(areas):
-        nav.append(InlineKeyboardButton(context._("page.next"),
-                                        callback_data=f"inv:r:{role.value}:{page + 1}"))
+        nav.append(
+            InlineKeyboardButton(
+                context._("page.next"), callback_data=f"inv:r:{role.value}:{page + 1}"
+            )
+        )
     if nav:
         rows.append(nav)
     return InlineKeyboardMarkup(rows)
@@ -160,12 +175,16 @@ async def invite_button(update: Update, context: Context) -> None:
             reply_markup=_area_keyboard(context, role, areas, page),
         )
     elif step == "a":
-        buttons = [[
-            InlineKeyboardButton(context._("invite.uses_single"),
-                                 callback_data=f"inv:u:{role.value}:{number}:1"),
-            InlineKeyboardButton(context._("invite.uses_many"),
-                                 callback_data=f"inv:u:{role.value}:{number}:0"),
-        ]]
+        buttons = [
+            [
+                InlineKeyboardButton(
+                    context._("invite.uses_single"), callback_data=f"inv:u:{role.value}:{number}:1"
+                ),
+                InlineKeyboardButton(
+                    context._("invite.uses_many"), callback_data=f"inv:u:{role.value}:{number}:0"
+                ),
+            ]
+        ]
         await query.answer()
         await query.edit_message_text(
             context._("invite.choose_uses"), reply_markup=InlineKeyboardMarkup(buttons)

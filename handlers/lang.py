@@ -34,7 +34,9 @@ async def lang_command(update: Update, context: Context) -> None:
         await message.reply_text(await _choose(context, locale))
         return
     buttons = [
-        InlineKeyboardButton(context.services.i18n.text(loc, "lang.name"), callback_data=f"lang:{loc}")
+        InlineKeyboardButton(
+            context.services.i18n.text(loc, "lang.name"), callback_data=f"lang:{loc}"
+        )
         for loc in LOCALES
     ]
     await message.reply_text(context._("lang.choose"), reply_markup=InlineKeyboardMarkup([buttons]))

@@ -35,8 +35,11 @@ async def start(update: Update, context: Context) -> None:
     if not context.args:
         if actor.roles:
             await reply(
-                update, context, "start.welcome_back",
-                name=actor.full_name, roles=describe_roles(context, actor),
+                update,
+                context,
+                "start.welcome_back",
+                name=actor.full_name,
+                roles=describe_roles(context, actor),
             )
         else:
             await reply(update, context, "start.welcome_new", name=actor.full_name)
@@ -64,5 +67,3 @@ async def start(update: Update, context: Context) -> None:
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("start", start))
-
-

@@ -44,7 +44,7 @@ def utcnow() -> datetime:
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     # SQLite only auto-numbers an "INTEGER PRIMARY KEY"; elsewhere ids and Telegram ids are 64-bit.
-    type_annotation_map = {
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it as a class attribute)
         datetime: UTCDateTime(),
         int: BigInteger().with_variant(Integer(), "sqlite"),
     }

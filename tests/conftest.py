@@ -34,14 +34,18 @@ def _pg_reachable() -> str | None:
     try:
         asyncio.run(probe())
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        return f"PostgreSQL not reachable at {PG_SERVER.rsplit('@', 1)[-1]} ({exc.__class__.__name__})"
+        return (
+            f"PostgreSQL not reachable at {PG_SERVER.rsplit('@', 1)[-1]} ({exc.__class__.__name__})"
+        )
     return None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     reason = _pg_reachable()
     _pg_status["skip"] = reason or ""
-    return f"databases: sqlite, {'postgresql' if reason is None else 'postgresql SKIPPED: ' + reason}"
+    return (
+        f"databases: sqlite, {'postgresql' if reason is None else 'postgresql SKIPPED: ' + reason}"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

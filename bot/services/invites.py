@@ -87,9 +87,9 @@ async def join_with_invite(
     last use of a single-use link cannot both get it."""
     row = (
         await session.execute(
-            select(Invite, Area.name).join(Area, Area.id == Invite.area_id).where(
-                Invite.code == code
-            )
+            select(Invite, Area.name)
+            .join(Area, Area.id == Invite.area_id)
+            .where(Invite.code == code)
         )
     ).first()
     if row is None:
@@ -97,7 +97,9 @@ async def join_with_invite(
     invite, area_name = row
     role = Role(invite.role)
     used_before = await session.scalars(
-        select(InviteUse.id).where(InviteUse.invite_id == invite.id, InviteUse.person_id == person_id)
+        select(InviteUse.id).where(
+            InviteUse.invite_id == invite.id, InviteUse.person_id == person_id
+        )
     )
     if used_before.first() is not None:
         return JoinResult(JoinOutcome.already_member, role, area_name)
@@ -120,7 +122,13 @@ async def join_with_invite(
     except IntegrityError:  # the same person clicked twice at once
         return JoinResult(JoinOutcome.already_member, role, area_name)
     granted = await grant_role(
-        session, person_id, role, invite.area_id, granted_by_id=invite.created_by_id,
+        session,
+        person_id,
+        role,
+        invite.area_id,
+        granted_by_id=invite.created_by_id,
         invite_id=invite.id,
     )
-    return JoinResult(JoinOutcome.joined if granted else JoinOutcome.already_member, role, area_name)
+    return JoinResult(
+        JoinOutcome.joined if granted else JoinOutcome.already_member, role, area_name
+    )

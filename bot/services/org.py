@@ -54,8 +54,12 @@ def _spec_from_yaml(data: object) -> list[AreaSpec]:
         )
         for village in subject.get("villages") or []:
             specs.append(
-                AreaSpec(AreaKind.village, str(village["code"]), str(village["name"]),
-                         str(subject["code"]))
+                AreaSpec(
+                    AreaKind.village,
+                    str(village["code"]),
+                    str(village["name"]),
+                    str(subject["code"]),
+                )
             )
     return specs
 
@@ -72,8 +76,12 @@ def _spec_from_csv(text: str) -> list[AreaSpec]:
         except ValueError:
             raise OrgFileError(f"line {line}: kind must be district, subject or village") from None
         specs.append(
-            AreaSpec(kind, row["code"].strip(), row["name"].strip(),
-                     (row["parent_code"] or "").strip() or None)
+            AreaSpec(
+                kind,
+                row["code"].strip(),
+                row["name"].strip(),
+                (row["parent_code"] or "").strip() or None,
+            )
         )
     return specs
 

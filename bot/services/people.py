@@ -53,8 +53,12 @@ async def ensure_person(
         await session.scalars(select(Person).where(Person.telegram_id == telegram_id))
     ).first()
     if person is None:
-        person = Person(telegram_id=telegram_id, full_name=full_name[:200], username=username,
-                        started_private=private)
+        person = Person(
+            telegram_id=telegram_id,
+            full_name=full_name[:200],
+            username=username,
+            started_private=private,
+        )
         session.add(person)
         await session.flush()
         return person
@@ -102,8 +106,15 @@ async def grant_role(
     )
     if existing.first() is not None:
         return False
-    session.add(RoleGrant(person_id=person_id, role=role.value, area_id=area_id,
-                          granted_by_id=granted_by_id, invite_id=invite_id))
+    session.add(
+        RoleGrant(
+            person_id=person_id,
+            role=role.value,
+            area_id=area_id,
+            granted_by_id=granted_by_id,
+            invite_id=invite_id,
+        )
+    )
     await session.flush()
     return True
 

@@ -81,7 +81,12 @@ async def test_invite_lifecycle(db: Database) -> None:
             s, admin, Role.liaison, ids["NH-DQ"], max_uses=1, valid_for=timedelta(days=7), now=NOW
         )
         wrong_level = await invites.create_invite(
-            s, admin, Role.liaison, ids["NH-DQ-01"], max_uses=1, valid_for=timedelta(days=7),
+            s,
+            admin,
+            Role.liaison,
+            ids["NH-DQ-01"],
+            max_uses=1,
+            valid_for=timedelta(days=7),
             now=NOW,
         )
         p1 = await people.ensure_person(s, 2001, "Liaison", None)
@@ -102,8 +107,13 @@ async def test_expired_and_multi_use(db: Database) -> None:
     admin, ids = await _setup(db)
     async with db.begin() as s:
         multi = await invites.create_invite(
-            s, admin, Role.volunteer, ids["NH-DQ-01"], max_uses=None,
-            valid_for=timedelta(days=1), now=NOW,
+            s,
+            admin,
+            Role.volunteer,
+            ids["NH-DQ-01"],
+            max_uses=None,
+            valid_for=timedelta(days=1),
+            now=NOW,
         )
         assert isinstance(multi, InviteView)
         persons = [await people.ensure_person(s, 3000 + i, f"V{i}", None) for i in range(5)]
@@ -118,17 +128,27 @@ async def test_expired_and_multi_use(db: Database) -> None:
 
 
 async def test_cadre_invites_only_volunteers_of_own_village(db: Database) -> None:
-    admin, ids = await _setup(db)
+    _admin, ids = await _setup(db)
     async with db.begin() as s:
         cadre = await people.ensure_person(s, 4001, "Cadre", None)
         await people.grant_role(s, cadre.id, Role.cadre, ids["NH-DQ-01"])
         actor = await people.load_actor(s, cadre)
         own = await invites.create_invite(
-            s, actor, Role.volunteer, ids["NH-DQ-01"], max_uses=1, valid_for=timedelta(days=1),
+            s,
+            actor,
+            Role.volunteer,
+            ids["NH-DQ-01"],
+            max_uses=1,
+            valid_for=timedelta(days=1),
             now=NOW,
         )
         other = await invites.create_invite(
-            s, actor, Role.volunteer, ids["NH-DQ-02"], max_uses=1, valid_for=timedelta(days=1),
+            s,
+            actor,
+            Role.volunteer,
+            ids["NH-DQ-02"],
+            max_uses=1,
+            valid_for=timedelta(days=1),
             now=NOW,
         )
         liaison = await invites.create_invite(
@@ -143,7 +163,12 @@ async def test_last_use_race_has_one_winner(db: Database) -> None:
     admin, ids = await _setup(db)
     async with db.begin() as s:
         invite = await invites.create_invite(
-            s, admin, Role.inspector, ids["NH-XS"], max_uses=1, valid_for=timedelta(days=1),
+            s,
+            admin,
+            Role.inspector,
+            ids["NH-XS"],
+            max_uses=1,
+            valid_for=timedelta(days=1),
             now=NOW,
         )
         assert isinstance(invite, InviteView)
@@ -157,17 +182,26 @@ async def test_last_use_race_has_one_winner(db: Database) -> None:
     assert sorted(outcomes) == sorted([JoinOutcome.joined] + [JoinOutcome.used_up] * 3)
     async with db.begin() as s:
         assert await s.scalar(select(func.count()).select_from(InviteUse)) == 1
-        assert await s.scalar(
-            select(func.count()).select_from(RoleGrant).where(RoleGrant.role == "inspector")
-        ) == 1
+        assert (
+            await s.scalar(
+                select(func.count()).select_from(RoleGrant).where(RoleGrant.role == "inspector")
+            )
+            == 1
+        )
 
 
 async def test_bind_group(db: Database) -> None:
     admin, ids = await _setup(db)
     async with db.begin() as s:
-        village = await chats.bind_group(s, -100, "群", ids["NH-DQ-01"], by_person_id=admin.person_id, now=NOW)
-        bound = await chats.bind_group(s, -100, "群", ids["NH-DQ"], by_person_id=admin.person_id, now=NOW)
-        rebound = await chats.bind_group(s, -100, "新群名", ids["NH"], by_person_id=admin.person_id, now=NOW)
+        village = await chats.bind_group(
+            s, -100, "群", ids["NH-DQ-01"], by_person_id=admin.person_id, now=NOW
+        )
+        bound = await chats.bind_group(
+            s, -100, "群", ids["NH-DQ"], by_person_id=admin.person_id, now=NOW
+        )
+        rebound = await chats.bind_group(
+            s, -100, "新群名", ids["NH"], by_person_id=admin.person_id, now=NOW
+        )
     async with db.begin() as s:
         now_bound = await chats.binding_of(s, -100)
         nothing = await chats.binding_of(s, -200)

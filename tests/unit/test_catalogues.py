@@ -52,7 +52,9 @@ def test_every_locale_has_every_key_translated() -> None:
         assert empty == [], f"{locale} has untranslated keys"
     for key in all_keys:
         fields = {locale: _fields(catalogs[locale][key]) for locale in LOCALES}
-        assert len({frozenset(f) for f in fields.values()}) == 1, f"{key}: placeholders differ {fields}"
+        assert len({frozenset(f) for f in fields.values()}) == 1, (
+            f"{key}: placeholders differ {fields}"
+        )
 
 
 def test_every_key_in_code_is_in_the_catalogues() -> None:
@@ -86,4 +88,4 @@ def test_lookup_and_fallback(locale: str) -> None:
     c = Catalogues("zh_CN")
     assert c.text(locale, "bind.done", area="X").count("X") == 1
     assert c.text("fr", "lang.set") == c.text("zh_CN", "lang.set")  # unknown locale: default
-    assert c.text(locale, "bind.done") .count("{area}") == 1  # a missing value stays visible
+    assert c.text(locale, "bind.done").count("{area}") == 1  # a missing value stays visible

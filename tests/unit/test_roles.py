@@ -18,7 +18,9 @@ A, L, C, V = Role.admin, Role.liaison, Role.cadre, Role.volunteer
         ({V}, [7], V, 7, False),
     ],
 )
-def test_may_invite(held: set[Role], areas: list[int], role: Role, area: int, allowed: bool) -> None:
+def test_may_invite(
+    held: set[Role], areas: list[int], role: Role, area: int, allowed: bool
+) -> None:
     assert may_invite(held, areas, role, area) is allowed
 
 
@@ -34,6 +36,8 @@ def test_commands_per_role() -> None:
     assert commands_for([V, C]) == ["start", "help", "lang", "invite"]
 
 
-@pytest.mark.parametrize(("text", "role"), [("ADMIN", A), (" cadre ", C), ("管理员", None), ("", None)])
+@pytest.mark.parametrize(
+    ("text", "role"), [("ADMIN", A), (" cadre ", C), ("管理员", None), ("", None)]
+)
 def test_parse_role(text: str, role: Role | None) -> None:
     assert parse_role(text) is role

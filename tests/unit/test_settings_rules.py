@@ -8,8 +8,16 @@ from bot.settings import ConfigError, load_settings
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("BOT_TOKEN", "BOT_API_BASE_URL", "DATABASE_URL", "TIMEZONE", "DEFAULT_LOCALE",
-                 "ADMIN_IDS", "RULES_FILE", "RATE_LIMIT_SCALE"):
+    for name in (
+        "BOT_TOKEN",
+        "BOT_API_BASE_URL",
+        "DATABASE_URL",
+        "TIMEZONE",
+        "DEFAULT_LOCALE",
+        "ADMIN_IDS",
+        "RULES_FILE",
+        "RATE_LIMIT_SCALE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
 
@@ -25,8 +33,14 @@ def test_defaults() -> None:
     ("base", "expected"),
     [
         ("http://127.0.0.1:8081", ("http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/file/bot")),
-        ("http://127.0.0.1:8081/bot", ("http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/file/bot")),
-        ("https://api.example.org/", ("https://api.example.org/bot", "https://api.example.org/file/bot")),
+        (
+            "http://127.0.0.1:8081/bot",
+            ("http://127.0.0.1:8081/bot", "http://127.0.0.1:8081/file/bot"),
+        ),
+        (
+            "https://api.example.org/",
+            ("https://api.example.org/bot", "https://api.example.org/file/bot"),
+        ),
     ],
 )
 def test_api_base_url_gives_file_url_too(
@@ -86,7 +100,7 @@ def test_rules_file_replaces_sections(tmp_path: Path) -> None:
     rules = load_rules(yaml_file)
     assert rules.ranking.weight_closure == 0.7 and rules.ranking.red_if_overdue_days == 7
     toml_file = tmp_path / "rules.toml"
-    toml_file.write_text('[invites]\ndefault_expiry_days = 3\n')
+    toml_file.write_text("[invites]\ndefault_expiry_days = 3\n")
     assert load_rules(toml_file).invites.default_expiry_days == 3
 
 

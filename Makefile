@@ -1,0 +1,41 @@
+# Everything runs from the project's own virtualenv in .venv/, made on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup demo run test lint pytest sandbox migrate clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The scripted scene against the local Telegram stand-in; the transcript lands in demo-out/.
+demo: setup
+	$(PY) -m bot demo
+
+# The real bot: needs BOT_TOKEN (in the environment or .env).
+run: setup
+	$(PY) -m bot run
+
+sandbox: setup
+	$(PY) -m bot sandbox
+
+migrate: setup
+	$(PY) -m bot migrate
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(PY) -m pytest
+
+test: lint pytest
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

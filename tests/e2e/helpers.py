@@ -1,0 +1,46 @@
+"""Reading the database back in end-to-end tests (the tests' own eyes, not the bot's code)."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func, select
+
+import models
+from bot.harness import Harness
+
+LINK = re.compile(r"https://t\.me/\w+\?start=([A-Za-z0-9_-]+)")
+
+
+def invite_code(text: str) -> str:
+    match = LINK.search(text)
+    assert match, f"no invite link in {text!r}"
+    return match.group(1)
+
+
+async def table_counts(h: Harness) -> dict[str, int]:
+    counts = {}
+    async with h.db.begin() as session:
+        for table in models.Base.metadata.sorted_tables:
+            counts[table.name] = await session.scalar(select(func.count()).select_from(table)) or 0
+    return counts
+
+
+async def roles_of(h: Harness, telegram_id: int) -> set[tuple[str, str | None]]:
+    async with h.db.begin() as session:
+        rows = await session.execute(
+            select(models.RoleGrant.role, models.Area.code)
+            .join(models.Person, models.Person.id == models.RoleGrant.person_id)
+            .outerjoin(models.Area, models.Area.id == models.RoleGrant.area_id)
+            .where(models.Person.telegram_id == telegram_id)
+        )
+        return {(role, code) for role, code in rows}
+
+
+async def binding(h: Harness, chat_id: int) -> str | None:
+    async with h.db.begin() as session:
+        return await session.scalar(
+            select(models.Area.code)
+            .join(models.Chat, models.Chat.area_id == models.Area.id)
+            .where(models.Chat.telegram_chat_id == chat_id)
+        )

@@ -2,5 +2,18 @@
 
 from models.base import Base
 from models.org import Area, Chat, Invite, InviteUse, Person, RoleGrant
+from models.problems import IntakePart, Problem, ProblemEvent, ProblemPhoto
 
-__all__ = ["Area", "Base", "Chat", "Invite", "InviteUse", "Person", "RoleGrant"]
+__all__ = [
+    "Area",
+    "Base",
+    "Chat",
+    "Invite",
+    "IntakePart",
+    "InviteUse",
+    "Person",
+    "Problem",
+    "ProblemEvent",
+    "ProblemPhoto",
+    "RoleGrant",
+]

@@ -1,0 +1,1 @@
+"""Everything that leaves the bot for Telegram goes through here."""

@@ -1,0 +1,75 @@
+"""The content-addressed media store: every photo's bytes kept under their SHA-256.
+
+Downloads run in the background after a report is stored; a photo whose bytes are not in the
+store yet is simply tried again later (on the next start, or the next sweep).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import ProblemPhoto
+
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MediaStore:
+    root: Path
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` (once per content) and return its SHA-256."""
+        digest = hashlib.sha256(data).hexdigest()
+        target = self.path_for(digest)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename, so a kill mid-write never leaves a truncated file under the name.
+            handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(tmp, target)
+        return digest
+
+    def get(self, sha256: str) -> bytes | None:
+        path = self.path_for(sha256)
+        return path.read_bytes() if path.exists() else None
+
+
+@dataclass(frozen=True)
+class PendingDownload:
+    photo_id: int
+    file_id: str
+    size: int | None
+
+
+async def pending_downloads(session: AsyncSession, limit: int = 50) -> list[PendingDownload]:
+    rows = await session.execute(
+        select(ProblemPhoto.id, ProblemPhoto.file_id, ProblemPhoto.size)
+        .where(ProblemPhoto.sha256.is_(None))
+        .order_by(ProblemPhoto.id)
+        .limit(limit)
+    )
+    return [PendingDownload(i, f, s) for i, f, s in rows]
+
+
+async def mark_stored(session: AsyncSession, photo_id: int, sha256: str, size: int) -> None:
+    photo = await session.get(ProblemPhoto, photo_id)
+    if photo is not None:
+        photo.sha256, photo.size = sha256, size
+
+
+async def mark_unavailable(session: AsyncSession, photo_id: int) -> None:
+    """Too large for a bot to download (over 20 MB): remembered, never tried again."""
+    photo = await session.get(ProblemPhoto, photo_id)
+    if photo is not None:
+        photo.sha256 = "-"

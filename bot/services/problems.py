@@ -1,0 +1,386 @@
+"""Problems: reporting (idempotent), duplicates, transitions through the machine, cards, lists.
+
+The row's status columns are the machine's state; each transition also appends a history row,
+and ``history_state`` replays the history to the same state (the property test checks it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.services.problem_machine import (
+    OPEN_STATUSES,
+    Action,
+    ActorRoles,
+    Event,
+    ProblemState,
+    Refusal,
+    Refused,
+    Status,
+    apply,
+    initial,
+)
+from bot.services.roles import Role
+from models import Area, Person, Problem, ProblemEvent, ProblemPhoto, RoleGrant
+
+DUPLICATE_RADIUS_M = 200.0
+DUPLICATE_WINDOW = timedelta(days=7)
+EARTH_RADIUS_M = 6_371_000.0
+
+
+@dataclass(frozen=True)
+class PhotoIn:
+    file_id: str
+    file_unique_id: str
+    message_id: int | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class ReportIn:
+    reporter_id: int
+    category: str
+    description: str
+    photos: list[PhotoIn]
+    source_chat_id: int | None
+    source_key: str | None
+    village_id: int | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    code: str
+    why: str  # same_photo | nearby
+
+
+@dataclass(frozen=True)
+class ProblemView:
+    id: int
+    code: str
+    category: str
+    description: str
+    status: Status
+    reporter_id: int
+    reporter_telegram_id: int
+    village_id: int | None
+    subject_id: int | None
+    subject_name: str | None
+    deadline: datetime | None
+    extension_until: datetime | None
+    created_at: datetime
+    latitude: float | None
+    longitude: float | None
+    address: str | None
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    problem: ProblemView
+    created: bool
+    duplicates: list[Duplicate] = field(default_factory=list)
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
+
+
+async def _view(session: AsyncSession, problem: Problem) -> ProblemView:
+    reporter_tg = await session.scalar(
+        select(Person.telegram_id).where(Person.id == problem.reporter_id)
+    )
+    subject_name = (
+        await session.scalar(select(Area.name).where(Area.id == problem.subject_id))
+        if problem.subject_id
+        else None
+    )
+    return ProblemView(
+        problem.id,
+        problem.code,
+        problem.category,
+        problem.description,
+        Status(problem.status),
+        problem.reporter_id,
+        reporter_tg or 0,
+        problem.village_id,
+        problem.subject_id,
+        subject_name,
+        problem.deadline,
+        problem.extension_until,
+        problem.created_at,
+        problem.latitude,
+        problem.longitude,
+        problem.address,
+    )
+
+
+async def find_duplicates(
+    session: AsyncSession,
+    file_unique_ids: list[str],
+    category: str,
+    latitude: float | None,
+    longitude: float | None,
+    now: datetime,
+    *,
+    exclude_id: int | None = None,
+) -> list[Duplicate]:
+    """Possible duplicates to flag (never to merge): the same photo on another problem, or the
+    same category within 200 m and 7 days of an open problem."""
+    found: dict[str, Duplicate] = {}
+    if file_unique_ids:
+        rows = await session.execute(
+            select(Problem.code)
+            .join(ProblemPhoto, ProblemPhoto.problem_id == Problem.id)
+            .where(ProblemPhoto.file_unique_id.in_(file_unique_ids))
+            .where(Problem.id != (exclude_id or -1))
+            .distinct()
+        )
+        for (code,) in rows:
+            found[code] = Duplicate(code, "same_photo")
+    if latitude is not None and longitude is not None:
+        # A coarse box in SQL (≈ 0.01° ≥ 200 m at these latitudes), the exact distance here.
+        box = 0.01 / max(math.cos(math.radians(latitude)), 0.1)
+        near = await session.execute(
+            select(Problem.code, Problem.latitude, Problem.longitude).where(
+                Problem.category == category,
+                Problem.status.in_([Status.reported.value, *[s.value for s in OPEN_STATUSES]]),
+                Problem.created_at >= now - DUPLICATE_WINDOW,
+                Problem.latitude.between(latitude - 0.01, latitude + 0.01),
+                Problem.longitude.between(longitude - box, longitude + box),
+                Problem.id != (exclude_id or -1),
+            )
+        )
+        for code, lat, lon in near:
+            if code in found or lat is None or lon is None:
+                continue
+            if distance_m(latitude, longitude, lat, lon) <= DUPLICATE_RADIUS_M:
+                found[code] = Duplicate(code, "nearby")
+    return sorted(found.values(), key=lambda d: d.code)
+
+
+async def _next_seq(session: AsyncSession, year: int) -> int:
+    current = await session.scalar(select(func.max(Problem.seq)).where(Problem.year == year))
+    return (current or 0) + 1
+
+
+async def report_problem(
+    session: AsyncSession, report: ReportIn, *, now: datetime, code_prefix: str, zone_year: int
+) -> ReportResult:
+    """Create the problem, or return the one this message already made."""
+    if report.source_chat_id is not None and report.source_key is not None:
+        existing = (
+            await session.scalars(
+                select(Problem).where(
+                    Problem.source_chat_id == report.source_chat_id,
+                    Problem.source_key == report.source_key,
+                )
+            )
+        ).first()
+        if existing is not None:
+            return ReportResult(await _view(session, existing), created=False)
+    duplicates = await find_duplicates(
+        session,
+        [p.file_unique_id for p in report.photos],
+        report.category,
+        report.latitude,
+        report.longitude,
+        now,
+    )
+    for _attempt in range(5):  # two reports at once may pick the same number; retry
+        seq = await _next_seq(session, zone_year)
+        problem = Problem(
+            code=f"{code_prefix}-{zone_year}-{seq:04d}",
+            year=zone_year,
+            seq=seq,
+            category=report.category,
+            description=report.description[:4000],
+            status=Status.reported.value,
+            reporter_id=report.reporter_id,
+            village_id=report.village_id,
+            latitude=report.latitude,
+            longitude=report.longitude,
+            address=report.address,
+            source_chat_id=report.source_chat_id,
+            source_key=report.source_key,
+            created_at=now,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(problem)
+                await session.flush()
+        except IntegrityError:
+            if report.source_key is not None:
+                again = (
+                    await session.scalars(
+                        select(Problem).where(
+                            Problem.source_chat_id == report.source_chat_id,
+                            Problem.source_key == report.source_key,
+                        )
+                    )
+                ).first()
+                if again is not None:
+                    return ReportResult(await _view(session, again), created=False)
+            continue
+        break
+    else:
+        raise RuntimeError("could not number the problem")
+    for photo in report.photos:
+        session.add(
+            ProblemPhoto(
+                problem_id=problem.id,
+                kind="before",
+                file_id=photo.file_id,
+                file_unique_id=photo.file_unique_id,
+                message_id=photo.message_id,
+                size=photo.size,
+            )
+        )
+    session.add(
+        ProblemEvent(
+            problem_id=problem.id,
+            action=Action.report.value,
+            from_status=None,
+            to_status=Status.reported.value,
+            actor_id=report.reporter_id,
+            at=now,
+        )
+    )
+    await session.flush()
+    return ReportResult(await _view(session, problem), created=True, duplicates=duplicates)
+
+
+async def actor_roles(session: AsyncSession, person_id: int) -> ActorRoles:
+    rows = await session.execute(
+        select(RoleGrant.role, RoleGrant.area_id).where(RoleGrant.person_id == person_id)
+    )
+    return ActorRoles(person_id, frozenset((Role(r), a) for r, a in rows))
+
+
+def state_of(problem: Problem) -> ProblemState:
+    return ProblemState(
+        status=Status(problem.status),
+        reporter_id=problem.reporter_id,
+        subject_id=problem.subject_id,
+        deadline=problem.deadline,
+        extension_until=problem.extension_until,
+        submitted_at=problem.submitted_at,
+        submitted_on_time=problem.submitted_on_time,
+        closed_at=problem.closed_at,
+    )
+
+
+def _store(problem: Problem, state: ProblemState) -> None:
+    problem.status = state.status.value
+    problem.subject_id = state.subject_id
+    problem.deadline = state.deadline
+    problem.extension_until = state.extension_until
+    problem.submitted_at = state.submitted_at
+    problem.submitted_on_time = state.submitted_on_time
+    problem.closed_at = state.closed_at
+
+
+async def problem_by_code(session: AsyncSession, code: str) -> Problem | None:
+    return (
+        await session.scalars(select(Problem).where(Problem.code == code.strip().upper()))
+    ).first()
+
+
+async def transition(
+    session: AsyncSession,
+    code: str,
+    action: Action,
+    actor_person_id: int,
+    *,
+    now: datetime,
+    subject_id: int | None = None,
+    deadline: datetime | None = None,
+    reason: str | None = None,
+    after_photos: list[PhotoIn] | None = None,
+) -> ProblemView | Refusal | None:
+    """Make one transition; None if there is no such problem. A refusal changes nothing."""
+    problem = await problem_by_code(session, code)
+    if problem is None:
+        return None
+    actor = await actor_roles(session, actor_person_id)
+    photos = after_photos or []
+    event = Event(
+        action,
+        actor,
+        now,
+        subject_id=subject_id,
+        deadline=deadline,
+        reason=(reason or "").strip() or None,
+        photo_count=len(photos),
+    )
+    before = state_of(problem)
+    try:
+        after = apply(before, event)
+    except Refused as refused:
+        return refused.refusal
+    _store(problem, after)
+    if action is Action.assign:
+        problem.assigned_at = now
+    for photo in photos:
+        session.add(
+            ProblemPhoto(
+                problem_id=problem.id,
+                kind="after",
+                file_id=photo.file_id,
+                file_unique_id=photo.file_unique_id,
+                message_id=photo.message_id,
+                size=photo.size,
+            )
+        )
+    session.add(
+        ProblemEvent(
+            problem_id=problem.id,
+            action=action.value,
+            from_status=before.status.value,
+            to_status=after.status.value,
+            actor_id=actor_person_id,
+            at=now,
+            reason=event.reason,
+            subject_id=subject_id,
+            deadline=deadline,
+            data={"photos": len(photos)} if photos else None,
+        )
+    )
+    await session.flush()
+    return await _view(session, problem)
+
+
+async def history_state(session: AsyncSession, problem_id: int) -> ProblemState:
+    """Replay the stored history. Who may act was checked when each event was accepted (roles
+    can change since), so the replay checks the transitions and their needs, not the roles."""
+    problem = await session.get(Problem, problem_id)
+    assert problem is not None
+    state = initial(problem.reporter_id)
+    rows = await session.scalars(
+        select(ProblemEvent).where(ProblemEvent.problem_id == problem_id).order_by(ProblemEvent.id)
+    )
+    for row in rows:
+        if row.action == Action.report.value:
+            continue
+        event = Event(
+            Action(row.action),
+            ActorRoles(row.actor_id or 0),
+            row.at,
+            subject_id=row.subject_id,
+            deadline=row.deadline,
+            reason=row.reason,
+            photo_count=(row.data or {}).get("photos", 0),
+        )
+        state = apply(state, event, authorised=True)
+    return state

@@ -9,6 +9,7 @@ The transcript is printed and saved to demo-out/transcript.txt.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -35,8 +36,14 @@ async def play(h: Harness) -> None:
     sb = h.sb
     async with h.db.begin() as session:
         await import_org(session, parse_org_file(EXAMPLE_ORG))
-    for uid, name in [(ADMIN, "王主任"), (LIAISON, "李联络"), (CADRE, "陈干部"),
-                      (VOLUNTEER, "赵志愿"), (LATECOMER, "钱同学"), (STRANGER, "路人甲")]:
+    for uid, name in [
+        (ADMIN, "王主任"),
+        (LIAISON, "李联络"),
+        (CADRE, "陈干部"),
+        (VOLUNTEER, "赵志愿"),
+        (LATECOMER, "钱同学"),
+        (STRANGER, "路人甲"),
+    ]:
         sb.add_user(uid, name)
     sb.add_user(5001, "Emma", language_code="en")
 
@@ -56,8 +63,12 @@ async def play(h: Harness) -> None:
     await h.say(VOLUNTEER, f"/start {_code(menu)}")
     await h.say(VOLUNTEER, "/help")
 
-    sb.add_group(GROUP, "南湖区生态环境工作群", members=[ADMIN, LIAISON, CADRE, VOLUNTEER, STRANGER],
-                 admins=[ADMIN])
+    sb.add_group(
+        GROUP,
+        "南湖区生态环境工作群",
+        members=[ADMIN, LIAISON, CADRE, VOLUNTEER, STRANGER],
+        admins=[ADMIN],
+    )
     mark = sb.mark()
     sb.bot_added_to_group(GROUP, ADMIN)
     await sb.wait_messages(GROUP, n=1, since=mark)
@@ -74,9 +85,9 @@ async def play(h: Harness) -> None:
 async def run_demo(out: Path, *, speed: float = 0.1) -> int:
     logging.getLogger("telegram").setLevel(logging.WARNING)
     logging.getLogger("greengrid").setLevel(logging.WARNING)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    # A fresh scene each time: the demo's database lives in the output folder.
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
     async with running_bot(
         f"sqlite+aiosqlite:///{out / 'demo.db'}", admin_ids=[ADMIN], speed=speed
     ) as h:

@@ -54,7 +54,12 @@ class Harness:
         return self.services.db
 
     async def say(
-        self, user_id: int, text: str, *, chat_id: int | None = None, n: int = 1,
+        self,
+        user_id: int,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        n: int = 1,
         timeout: float = 10.0,
     ) -> list[SentMessage]:
         """The user sends ``text``; returns the bot's next ``n`` messages in that chat."""
@@ -66,6 +71,25 @@ class Harness:
 
     async def reply_to(self, user_id: int, text: str, **kwargs: Any) -> SentMessage:
         return (await self.say(user_id, text, **kwargs))[0]
+
+    async def press(self, user_id: int, message: SentMessage, button: str) -> SentMessage:
+        """Tap ``button``; returns the message as the bot edited it, or the bot's next one."""
+        mark = self.sb.mark()
+        self.sb.press(user_id, message, text=button)
+        return await self.sb.wait_change(message, since=mark)
+
+    async def press_answer(
+        self,
+        user_id: int,
+        message: SentMessage,
+        button: str | None = None,
+        *,
+        data: str | None = None,
+    ) -> str:
+        """Tap ``button`` (or send raw ``data``); returns the text of the bot's answer."""
+        query_id = self.sb.press(user_id, message, text=button, data=data)
+        answer = await self.sb.wait_answer(query_id)
+        return answer.text or ""
 
 
 @asynccontextmanager

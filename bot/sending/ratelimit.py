@@ -1,9 +1,11 @@
 """One rate limiter for every Bot API call, keeping Telegram's limits per chat and overall.
 
-PTB's AIORateLimiter does not limit private chats and pauses every chat on one 429. Here each
-chat has its own sliding window and its own 429 pause; only a 429 that names no chat pauses all.
-Transport failures are retried with exponential backoff. Retrying a send after a timeout may
-deliver it twice (the first try may have arrived): at-least-once is the accepted trade-off.
+PTB's AIORateLimiter leaves private chats unlimited and pauses every chat on one 429. Here each
+chat has its own sliding window, its own queue and its own 429 pause; only a 429 on a call that
+names no chat pauses everything. Transport failures are retried with exponential backoff.
+
+Retrying a send after a timeout may deliver it twice (the first try may have reached Telegram
+before the connection failed): at-least-once delivery is the accepted trade-off here.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 import random
 import time
+import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +22,7 @@ from typing import Any
 
 from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import BaseRateLimiter
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.limits import TelegramLimits, counts_toward_limits
 from bot.sending.window import SlidingWindow
@@ -26,11 +30,16 @@ from bot.sending.window import SlidingWindow
 log = logging.getLogger(__name__)
 
 JSONDict = dict[str, Any]
+Result = bool | JSONDict | list[JSONDict]
+Callback = Callable[..., Coroutine[Any, Any, Result]]
 Sleep = Callable[[float], Coroutine[Any, Any, None]]
+ChatKey = int | str
 
 
 @dataclass
 class SendStats:
+    """Counters for metrics. ``sent`` counts messages (an album of 5 is 5)."""
+
     sent: int = 0
     waited_s: float = 0.0
     retries_429: int = 0
@@ -39,26 +48,48 @@ class SendStats:
 
 
 class _ChatState:
-    __slots__ = ("blocked_until", "lock", "window")
+    __slots__ = ("lock", "paused_until", "users", "window")
 
     def __init__(self, window: SlidingWindow) -> None:
         self.window = window
-        self.lock = asyncio.Lock()  # FIFO within one chat
-        self.blocked_until = 0.0
+        self.lock = asyncio.Lock()  # one message in flight per chat keeps the chat's order
+        self.paused_until = 0.0  # set by a 429 on this chat
+        self.users = 0  # calls holding this state; a state in use is never dropped
 
 
-def _seconds(value: int | float | timedelta) -> float:
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """``retry_after`` is a timedelta or (deprecated, PTB_TIMEDELTA unset) int seconds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
-def _cost(endpoint: str, data: JSONDict) -> int:
+def message_cost(endpoint: str, data: JSONDict) -> int:
+    """How many messages a call puts into a chat: an album counts each item."""
+    if not counts_toward_limits(endpoint):
+        return 0
     media = data.get("media")
-    if endpoint == "sendMediaGroup" and isinstance(media, list):
+    if endpoint == "sendMediaGroup" and isinstance(media, list | tuple):
         return max(1, len(media))
     return 1
 
 
+def chat_key(chat_id: object) -> ChatKey:
+    """One key per chat, whether its id came as ``123`` or ``"123"``."""
+    if isinstance(chat_id, int):
+        return chat_id
+    text = str(chat_id).strip()
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 class ChatRateLimiter(BaseRateLimiter[None]):
+    """Throttles message-sending calls to Telegram's limits; retries 429s and transport failures.
+
+    ``margin_s`` widens every window (and every ``retry_after``) so loopback jitter cannot break
+    a limit. Each failure kind gets up to ``max_retries`` retries before the error is re-raised.
+    """
+
     def __init__(
         self,
         limits: TelegramLimits | None = None,
@@ -66,119 +97,174 @@ class ChatRateLimiter(BaseRateLimiter[None]):
         margin_s: float = 0.02,
         max_retries: int = 3,
         backoff_base_s: float = 0.5,
+        backoff_factor: float = 2.0,
         backoff_cap_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+        min_chats_kept: int = 1000,
     ) -> None:
         self.limits = limits or TelegramLimits()
         self.margin_s = margin_s
         self.max_retries = max_retries
         self.backoff_base_s = backoff_base_s
+        self.backoff_factor = backoff_factor
         self.backoff_cap_s = backoff_cap_s
         self._clock = clock
         self._sleep = sleep
-        overall = self.limits.overall
-        self._overall = SlidingWindow(overall.n, overall.window_s + margin_s)
-        self._chats: dict[int | str, _ChatState] = {}
-        self._global_block_until = 0.0
+        self._jitter = jitter
+        self._min_chats_kept = min_chats_kept
+        self._sweep_at = min_chats_kept
         self.stats = SendStats()
+        self._reset()
+
+    def _reset(self) -> None:
+        overall = self.limits.overall
+        self._overall = SlidingWindow(overall.n, overall.window_s + self.margin_s)
+        # Serves the shared budget in arrival order, so an album waiting for 5 free slots is not
+        # overtaken forever by single messages.
+        self._overall_lock = asyncio.Lock()
+        self._paused_until = 0.0  # set by a 429 on a call without a chat
+        self._chats: dict[ChatKey, _ChatState] = {}
 
     async def initialize(self) -> None:
-        pass
+        self._reset()
 
     async def shutdown(self) -> None:
         self._chats.clear()
 
-    def _chat(self, chat_id: int | str) -> _ChatState:
-        state = self._chats.get(chat_id)
+    # -- per-chat state ----------------------------------------------------------------------
+
+    def _checkout(self, key: ChatKey) -> _ChatState:
+        state = self._chats.get(key)
         if state is None:
-            if len(self._chats) >= 1000:
+            if len(self._chats) >= self._sweep_at:
                 self._forget_idle()
-            rate = self.limits.chat_window(chat_id)
+                # Sweep again only when the table has doubled: amortised O(1) per new chat.
+                self._sweep_at = max(self._min_chats_kept, 2 * len(self._chats))
+            rate = self.limits.chat_window(key)
             state = _ChatState(SlidingWindow(rate.n, rate.window_s + self.margin_s))
-            self._chats[chat_id] = state
+            self._chats[key] = state
+        state.users += 1
         return state
 
     def _forget_idle(self) -> None:
         now = self._clock()
-        for key in [
-            k
-            for k, s in self._chats.items()
-            if not s.lock.locked() and s.blocked_until <= now and s.window.idle(now)
-        ]:
+        idle = [
+            key
+            for key, s in self._chats.items()
+            if s.users == 0 and s.paused_until <= now and s.window.idle(now)
+        ]
+        for key in idle:
             del self._chats[key]
 
-    async def _wait(self, seconds: float) -> None:
+    # -- waiting -----------------------------------------------------------------------------
+
+    async def _pause(self, seconds: float) -> None:
         self.stats.waited_s += seconds
         await self._sleep(seconds)
 
-    async def _acquire(self, chat: _ChatState | None, cost: int) -> None:
+    async def _wait_turn(self, chat: _ChatState | None, cost: int) -> None:
+        """Wait until the call may go out; for a message, take its slots in both windows."""
         while True:
             now = self._clock()
-            delay = self._global_block_until - now
+            delay = self._paused_until - now
             if chat is not None:
-                delay = max(
-                    delay,
-                    chat.blocked_until - now,
-                    chat.window.delay(now, cost),
-                    self._overall.delay(now, cost),
-                )
-            if delay <= 0:
-                if chat is not None:
+                delay = max(delay, chat.paused_until - now)
+                if cost:
+                    delay = max(delay, chat.window.delay(now, cost))
+            if delay > 0:
+                await self._pause(delay)
+                continue
+            if chat is None or not cost:
+                return
+            # The chat's own window is free (and only this chat's queue head records into it).
+            async with self._overall_lock:
+                while (delay := self._overall_delay(cost)) > 0:
+                    await self._pause(delay)
+                now = self._clock()
+                if chat.paused_until <= now:  # a 429 on an edit to this chat may have come in
                     chat.window.record(now, cost)
                     self._overall.record(now, cost)
-                return
-            await self._wait(delay)
+                    return
+
+    def _overall_delay(self, cost: int) -> float:
+        now = self._clock()
+        return max(self._paused_until - now, self._overall.delay(now, cost))
+
+    def _backoff(self, retry: int) -> float:
+        base = self.backoff_base_s * self.backoff_factor ** (retry - 1)
+        # Equal jitter: half fixed, half random, so retries from many chats spread out.
+        return min(self.backoff_cap_s, base) * (0.5 + self._jitter() / 2)
+
+    # -- the request -------------------------------------------------------------------------
 
     async def process_request(
         self,
-        callback: Callable[..., Coroutine[Any, Any, bool | JSONDict | list[JSONDict]]],
+        callback: Callback,
         args: Any,
         kwargs: dict[str, Any],
         endpoint: str,
         data: dict[str, Any],
         rate_limit_args: None,
-    ) -> bool | JSONDict | list[JSONDict]:
+    ) -> Result:
+        cost = message_cost(endpoint, data)
         chat_id = data.get("chat_id")
-        chat = (
-            self._chat(chat_id) if chat_id is not None and counts_toward_limits(endpoint) else None
-        )
-        cost = _cost(endpoint, data)
-        attempt = 0
+        if chat_id is None:
+            return await self._attempts(callback, args, kwargs, endpoint, None, 0)
+        chat = self._checkout(chat_key(chat_id))
+        try:
+            if not cost:  # edits, chat actions...: no slot, no queue; only a 429 pause holds them
+                return await self._attempts(callback, args, kwargs, endpoint, chat, 0)
+            # The lock is held across retries so that a message retried after a 429 or a timeout
+            # still goes out before the ones queued behind it.
+            async with chat.lock:
+                return await self._attempts(callback, args, kwargs, endpoint, chat, cost)
+        finally:
+            chat.users -= 1
+
+    async def _attempts(
+        self,
+        callback: Callback,
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        chat: _ChatState | None,
+        cost: int,
+    ) -> Result:
+        retries_429 = retries_network = 0
         while True:
-            if chat is not None:
-                async with chat.lock:
-                    await self._acquire(chat, cost)
-            else:
-                await self._acquire(None, cost)
+            await self._wait_turn(chat, cost)
             try:
                 result = await callback(*args, **kwargs)
             except RetryAfter as exc:
-                attempt += 1
+                if retries_429 >= self.max_retries:
+                    self.stats.gave_up += 1
+                    log.error("%s: still 429 after %d retries; giving up", endpoint, retries_429)
+                    raise
+                retries_429 += 1
                 self.stats.retries_429 += 1
-                pause = _seconds(exc.retry_after) + self.margin_s
-                log.warning("429 on %s for chat %s: waiting %.1fs", endpoint, chat_id, pause)
-                if attempt > self.max_retries:
-                    self.stats.gave_up += 1
-                    raise
+                pause = retry_after_seconds(exc) + self.margin_s
                 until = self._clock() + pause
-                if chat is not None:
-                    chat.blocked_until = max(chat.blocked_until, until)
+                if chat is None:
+                    self._paused_until = max(self._paused_until, until)
                 else:
-                    self._global_block_until = max(self._global_block_until, until)
-            except NetworkError as exc:
-                # BadRequest is a NetworkError in PTB but an answer, not a transport failure.
-                if isinstance(exc, BadRequest):
-                    raise
-                attempt += 1
-                self.stats.retries_network += 1
-                if attempt > self.max_retries:
+                    chat.paused_until = max(chat.paused_until, until)
+                log.warning(
+                    "%s: 429, %s paused %.2fs", endpoint, "chat" if chat else "everything", pause
+                )
+            except BadRequest:
+                raise  # a NetworkError subclass in PTB, but Telegram's answer: never retried
+            except NetworkError as exc:  # TimedOut, connection errors, 5xx
+                if retries_network >= self.max_retries:
                     self.stats.gave_up += 1
+                    log.error("%s: %s after %d retries; giving up", endpoint, exc, retries_network)
                     raise
-                backoff = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
-                backoff *= 0.5 + random.random() / 2  # jitter: retries from many chats spread
-                log.warning("%s failed (%s): retry %d in %.2fs", endpoint, exc, attempt, backoff)
-                await self._wait(backoff)
+                retries_network += 1
+                self.stats.retries_network += 1
+                backoff = self._backoff(retries_network)
+                log.warning("%s: %s; retry %d in %.2fs", endpoint, exc, retries_network, backoff)
+                await self._pause(backoff)
             else:
-                self.stats.sent += 1
+                self.stats.sent += cost
                 return result

@@ -1,15 +1,38 @@
-"""The sliding window: at most ``n`` events in any ``window_s`` seconds (pure, clock passed in)."""
+"""The sliding window: at most ``n`` events in any ``window_s`` seconds (pure; clock passed in).
+
+Not a leaky bucket: Telegram's stand-in counts the events of the last ``window_s`` seconds, so a
+group that took 20 messages at once gets its 21st a full minute later, not 3 seconds later.
+"""
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
+
+
+def wait_needed(past: Sequence[float], n: int, window_s: float, now: float, cost: int = 1) -> float:
+    """Seconds from ``now`` until ``cost`` more events fit beside ``past`` (ascending times).
+
+    The window is half-open: an event exactly ``window_s`` after another no longer overlaps it.
+    A batch larger than ``n`` waits for an empty window (Telegram would refuse it otherwise).
+    """
+    live = [t for t in past if t > now - window_s]
+    excess = len(live) + min(cost, n) - n
+    if excess <= 0:
+        return 0.0
+    # The oldest ``excess`` events must leave: the last of them leaves at its time + window_s.
+    return max(0.0, live[excess - 1] + window_s - now)
 
 
 class SlidingWindow:
+    """The last ``n`` event times of one key, and how long the next events must wait."""
+
+    __slots__ = ("_times", "n", "window_s")
+
     def __init__(self, n: int, window_s: float) -> None:
         self.n = n
         self.window_s = window_s
-        self._times: deque[float] = deque()
+        self._times: deque[float] = deque(maxlen=n)  # older events can never matter again
 
     def _prune(self, now: float) -> None:
         while self._times and self._times[0] <= now - self.window_s:
@@ -18,15 +41,12 @@ class SlidingWindow:
     def delay(self, now: float, cost: int = 1) -> float:
         """Seconds to wait until ``cost`` more events fit (0 if they fit now)."""
         self._prune(now)
-        cost = min(cost, self.n)  # a batch larger than the window waits for an empty window
-        excess = len(self._times) + cost - self.n
-        if excess <= 0:
-            return 0.0
-        return max(0.0, self._times[excess - 1] + self.window_s - now)
+        return wait_needed(self._times, self.n, self.window_s, now, cost)
 
     def record(self, now: float, cost: int = 1) -> None:
         self._times.extend([now] * min(cost, self.n))
 
     def idle(self, now: float) -> bool:
+        """True when no past event still counts: the key's state can be dropped."""
         self._prune(now)
         return not self._times

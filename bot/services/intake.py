@@ -41,12 +41,19 @@ async def record_part(session: AsyncSession, part: Part, now: datetime) -> bool:
     """Store the part; False if this very message was recorded before (a redelivery)."""
     try:
         async with session.begin_nested():
-            session.add(IntakePart(
-                chat_id=part.chat_id, message_id=part.message_id,
-                media_group_id=part.media_group_id, sender_telegram_id=part.sender_telegram_id,
-                file_id=part.file_id, file_unique_id=part.file_unique_id,
-                file_size=part.file_size, caption=part.caption, received_at=now,
-            ))
+            session.add(
+                IntakePart(
+                    chat_id=part.chat_id,
+                    message_id=part.message_id,
+                    media_group_id=part.media_group_id,
+                    sender_telegram_id=part.sender_telegram_id,
+                    file_id=part.file_id,
+                    file_unique_id=part.file_unique_id,
+                    file_size=part.file_size,
+                    caption=part.caption,
+                    received_at=now,
+                )
+            )
     except IntegrityError:
         return False
     return True
@@ -64,16 +71,27 @@ async def quiet_albums(session: AsyncSession, now: datetime) -> list[tuple[int, 
 
 
 def _to_part(row: IntakePart) -> Part:
-    return Part(row.chat_id, row.message_id, row.media_group_id, row.sender_telegram_id,
-                row.file_id, row.file_unique_id, row.file_size, row.caption)
+    return Part(
+        row.chat_id,
+        row.message_id,
+        row.media_group_id,
+        row.sender_telegram_id,
+        row.file_id,
+        row.file_unique_id,
+        row.file_size,
+        row.caption,
+    )
 
 
 async def take_album(session: AsyncSession, chat_id: int, media_group_id: str) -> list[Part]:
     """The album's parts in message order, marked taken; empty if another worker took it."""
     taken = await session.execute(
         update(IntakePart)
-        .where(IntakePart.chat_id == chat_id, IntakePart.media_group_id == media_group_id,
-               IntakePart.done.is_(False))
+        .where(
+            IntakePart.chat_id == chat_id,
+            IntakePart.media_group_id == media_group_id,
+            IntakePart.done.is_(False),
+        )
         .values(done=True)
         .execution_options(synchronize_session=False)
     )

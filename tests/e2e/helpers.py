@@ -39,8 +39,9 @@ async def roles_of(h: Harness, telegram_id: int) -> set[tuple[str, str | None]]:
 
 async def binding(h: Harness, chat_id: int) -> str | None:
     async with h.db.begin() as session:
-        return await session.scalar(
+        code: str | None = await session.scalar(
             select(models.Area.code)
             .join(models.Chat, models.Chat.area_id == models.Area.id)
             .where(models.Chat.telegram_chat_id == chat_id)
         )
+        return code

@@ -13,14 +13,14 @@ async def _invite_with_buttons(
     menu = await bot.reply_to(user, "/invite")
     for label in (role_text, area, uses):
         menu = await bot.press(user, menu, label)
-    return menu.text or ""
+    return menu.content
 
 
 async def test_start_for_admin_and_stranger(bot: Harness) -> None:
     admin = await bot.reply_to(ADMIN, "/start")
-    assert "欢迎回来" in admin.text and "管理员（南湖区）" in admin.text
+    assert "欢迎回来" in admin.content and "管理员（南湖区）" in admin.content
     stranger = await bot.reply_to(STRANGER, "/start")
-    assert "还没有身份" in stranger.text and "邀请链接" in stranger.text
+    assert "还没有身份" in stranger.content and "邀请链接" in stranger.content
     assert await roles_of(bot, STRANGER) == set()
 
 
@@ -30,25 +30,25 @@ async def test_invite_with_buttons_then_join_once(bot: Harness) -> None:
     code = invite_code(text)
 
     joined = await bot.reply_to(2001, f"/start {code}")
-    assert "加入成功" in joined.text and "东桥镇的属地联络员" in joined.text
+    assert "加入成功" in joined.content and "东桥镇的属地联络员" in joined.content
     assert await roles_of(bot, 2001) == {("liaison", "NH-DQ")}
 
     again = await bot.reply_to(2001, f"/start {code}")
-    assert "无需重复加入" in again.text
+    assert "无需重复加入" in again.content
     used_up = await bot.reply_to(2002, f"/start {code}")
-    assert "已被使用" in used_up.text
+    assert "已被使用" in used_up.content
     assert await roles_of(bot, 2002) == set()
 
 
 async def test_invite_in_one_line_multi_use_and_expiry(bot: Harness) -> None:
     reply = await bot.reply_to(ADMIN, "/invite volunteer NH-DQ-01 0 2")
-    assert "多人可用" in reply.text
-    code = invite_code(reply.text)
+    assert "多人可用" in reply.content
+    code = invite_code(reply.content)
     for uid in (2001, 2002):
-        assert "加入成功" in (await bot.reply_to(uid, f"/start {code}")).text
+        assert "加入成功" in (await bot.reply_to(uid, f"/start {code}")).content
     bot.clock.advance(timedelta(days=2, seconds=1))
     late = await bot.reply_to(4001, f"/start {code}")
-    assert "已过期" in late.text
+    assert "已过期" in late.content
     assert await roles_of(bot, 4001) == set()
 
 
@@ -57,28 +57,29 @@ async def test_forged_and_odd_codes(bot: Harness) -> None:
     before = await table_counts(bot)
     for payload in ("forged-code-123", "x" * 64, "../../etc", "🙂", "a" * 200):
         reply = await bot.reply_to(STRANGER, f"/start {payload}")
-        assert "邀请链接无效" in reply.text
+        assert "邀请链接无效" in reply.content
     assert await table_counts(bot) == before
 
 
 async def test_cadre_invites_volunteers_of_own_village_only(bot: Harness) -> None:
-    code = invite_code((await bot.reply_to(ADMIN, "/invite cadre NH-DQ-01")).text)
-    assert "包村干部" in (await bot.reply_to(3001, f"/start {code}")).text
+    code = invite_code((await bot.reply_to(ADMIN, "/invite cadre NH-DQ-01")).content)
+    assert "包村干部" in (await bot.reply_to(3001, f"/start {code}")).content
     menu = await bot.reply_to(3001, "/invite")
     assert menu.buttons == [["志愿者"]]  # cadres invite volunteers, nothing else
     refused = await bot.reply_to(3001, "/invite volunteer NH-DQ-02")
-    assert "不能邀请" in refused.text
+    assert "不能邀请" in refused.content
     text = await _invite_with_buttons(bot, 3001, "志愿者", "东桥村", "多人可用")
     assert "区域：东桥村" in text
-    assert "志愿者" in (await bot.reply_to(4001, f"/start {invite_code(text)}")).text
+    assert "志愿者" in (await bot.reply_to(4001, f"/start {invite_code(text)}")).content
     assert await roles_of(bot, 4001) == {("volunteer", "NH-DQ-01")}
 
 
 async def test_invite_refusals_change_nothing(bot: Harness) -> None:
     await bot.reply_to(STRANGER, "/start")
+    await bot.reply_to(ADMIN, "/start")
     before = await table_counts(bot)
-    assert "只有管理员或包村干部" in (await bot.reply_to(STRANGER, "/invite")).text
-    assert "只有管理员或包村干部" in (await bot.reply_to(STRANGER, "/invite admin NH")).text
+    assert "只有管理员或包村干部" in (await bot.reply_to(STRANGER, "/invite")).content
+    assert "只有管理员或包村干部" in (await bot.reply_to(STRANGER, "/invite admin NH")).content
     for wrong in (
         "/invite boss NH",
         "/invite liaison",
@@ -87,7 +88,7 @@ async def test_invite_refusals_change_nothing(bot: Harness) -> None:
         "/invite liaison NH-DQ 1 2 3 4",
     ):
         reply = await bot.reply_to(ADMIN, wrong)
-        assert "用法" in reply.text, wrong
-    assert "找不到区域" in (await bot.reply_to(ADMIN, "/invite liaison 火星")).text
-    assert "不能设在该级区域" in (await bot.reply_to(ADMIN, "/invite liaison NH-DQ-01")).text
+        assert "用法" in reply.content, wrong
+    assert "找不到区域" in (await bot.reply_to(ADMIN, "/invite liaison 火星")).content
+    assert "不能设在该级区域" in (await bot.reply_to(ADMIN, "/invite liaison NH-DQ-01")).content
     assert await table_counts(bot) == before

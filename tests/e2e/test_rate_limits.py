@@ -76,5 +76,5 @@ async def test_a_429_on_one_chat_does_not_delay_others(slow_bot: Harness) -> Non
     assert not blocked.done()  # still waiting out its retry_after
     assert others_took < 2.0
     message = await asyncio.wait_for(blocked, timeout=10)
-    assert message.text == "after the 429"
-    assert [m.text for m in h.sb.sent(2001)][-1] == "after the 429"
+    assert message.content == "after the 429"
+    assert [m.content for m in h.sb.sent(2001)][-1] == "after the 429"

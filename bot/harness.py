@@ -123,7 +123,10 @@ async def running_bot(
         )
         app = build_application(config, clock=clock)
         async with polling(app, timeout=1):
-            yield Harness(sb, app, clock)
+            try:
+                yield Harness(sb, app, clock)
+            finally:
+                sb.release_pollers()  # stop without waiting out the long poll
     finally:
         if owned:
             await sb.stop()

@@ -140,6 +140,7 @@ class Sandbox:
         self._updates: list[JSON] = []
         self._update_ids = itertools.count(1)
         self.last_offset_confirmed = 0
+        self._releasing = False
         self.callback_answers: list[CallbackAnswer] = []
         self._queries: dict[str, tuple[int, int, int]] = {}  # id -> (user, chat, message)
         self._commands: dict[tuple[str, str], list[JSON]] = {}
@@ -927,7 +928,7 @@ class Sandbox:
         assert self._changed is not None
         deadline = time.monotonic() + timeout
         async with self._changed:
-            while not self._updates:
+            while not self._updates and not self._releasing:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
@@ -935,6 +936,19 @@ class Sandbox:
                     await asyncio.wait_for(self._changed.wait(), left)
                 except TimeoutError:
                     return
+
+    def release_pollers(self) -> None:
+        """Answer every waiting long poll now (empty), so a bot can stop without waiting out
+        its poll timeout; later polls wait as usual."""
+        self._releasing = True
+        self._notify()
+
+        async def back_to_normal() -> None:
+            await asyncio.sleep(0.05)
+            self._releasing = False
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(back_to_normal())
 
     def file_for(self, file_id: str) -> StoredFile | None:
         return self.files.get(file_id)

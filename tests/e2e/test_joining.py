@@ -92,3 +92,13 @@ async def test_invite_refusals_change_nothing(bot: Harness) -> None:
     assert "找不到区域" in (await bot.reply_to(ADMIN, "/invite liaison 火星")).content
     assert "不能设在该级区域" in (await bot.reply_to(ADMIN, "/invite liaison NH-DQ-01")).content
     assert await table_counts(bot) == before
+
+
+async def test_the_whole_joining_path_on_each_database(bot_any_db: Harness) -> None:
+    """The same application on SQLite and on PostgreSQL (when reachable)."""
+    bot = bot_any_db
+    code = invite_code((await bot.reply_to(ADMIN, "/invite inspector NH-XS")).content)
+    assert "加入成功" in (await bot.reply_to(2001, f"/start {code}")).content
+    assert "已被使用" in (await bot.reply_to(2002, f"/start {code}")).content
+    assert await roles_of(bot, 2001) == {("inspector", "NH-XS")}
+    assert await roles_of(bot, 2002) == set()

@@ -48,7 +48,9 @@ async def test_get_me_and_wrong_token(sb: Sandbox, http: aiohttp.ClientSession) 
     assert (status, body["description"]) == (401, "Unauthorized")
 
 
-async def test_unknown_method_and_missing_parameter(sb: Sandbox, http: aiohttp.ClientSession) -> None:
+async def test_unknown_method_and_missing_parameter(
+    sb: Sandbox, http: aiohttp.ClientSession
+) -> None:
     status, body = await call(http, sb, "sendTelepathy", chat_id=1)
     assert (status, body) == (404, {"ok": False, "error_code": 404, "description": "Not Found"})
     status, body = await call(http, sb, "sendMessage", chat_id=1)
@@ -66,8 +68,14 @@ async def test_unknown_method_and_missing_parameter(sb: Sandbox, http: aiohttp.C
         ({"chat_id": 1, "text": "   "}, "Bad Request: message text is empty"),
         ({"chat_id": 999, "text": "hi"}, "Bad Request: chat not found"),
         ({"chat_id": -999, "text": "hi"}, "Bad Request: chat not found"),
-        ({"chat_id": 1, "text": "hi", "reply_markup": {"inline_keyboard": [[
-            {"text": "b", "callback_data": "x" * 65}]]}}, "Bad Request: BUTTON_DATA_INVALID"),
+        (
+            {
+                "chat_id": 1,
+                "text": "hi",
+                "reply_markup": {"inline_keyboard": [[{"text": "b", "callback_data": "x" * 65}]]},
+            },
+            "Bad Request: BUTTON_DATA_INVALID",
+        ),
     ],
 )
 async def test_send_message_refusals(
@@ -122,8 +130,10 @@ async def test_upload_get_file_download(sb: Sandbox, http: aiohttp.ClientSession
     assert sb.send_photo(2, chat_id=-10)["photo"][-1]["file_unique_id"] != size["file_unique_id"]
 
 
-async def test_long_poll_wakes_and_offset_confirms(sb: Sandbox, http: aiohttp.ClientSession) -> None:
-    status, body = await call(http, sb, "getUpdates", offset=0, timeout=0)
+async def test_long_poll_wakes_and_offset_confirms(
+    sb: Sandbox, http: aiohttp.ClientSession
+) -> None:
+    _, body = await call(http, sb, "getUpdates", offset=0, timeout=0)
     first = body["result"]
     assert [u["message"]["text"] for u in first] == ["/start"]
     assert first[0]["message"]["entities"][0]["type"] == "bot_command"
@@ -132,15 +142,17 @@ async def test_long_poll_wakes_and_offset_confirms(sb: Sandbox, http: aiohttp.Cl
     await asyncio.sleep(0.2)
     assert not poll.done()  # waiting for an update
     sb.send_text(2, "hello", chat_id=-10)
-    status, body = await asyncio.wait_for(poll, 2)
+    _, body = await asyncio.wait_for(poll, 2)
     assert [u["message"]["text"] for u in body["result"]] == ["hello"]
-    status, body = await call(http, sb, "getUpdates", offset=confirm, timeout=0)
+    _, body = await call(http, sb, "getUpdates", offset=confirm, timeout=0)
     assert len(body["result"]) == 1  # not confirmed yet
-    status, body = await call(http, sb, "getUpdates", offset=confirm + 1, timeout=0)
+    _, body = await call(http, sb, "getUpdates", offset=confirm + 1, timeout=0)
     assert body["result"] == [] and sb.last_offset_confirmed == confirm + 1
 
 
-async def test_rate_limit_answers_429_with_retry_after(sb: Sandbox, http: aiohttp.ClientSession) -> None:
+async def test_rate_limit_answers_429_with_retry_after(
+    sb: Sandbox, http: aiohttp.ClientSession
+) -> None:
     statuses = [(await call(http, sb, "sendMessage", chat_id=1, text=f"{i}"))[0] for i in range(3)]
     assert statuses[0] == 200 and 429 in statuses
     status, body = await call(http, sb, "sendMessage", chat_id=1, text="again")
@@ -181,11 +193,13 @@ async def test_callback_answer_and_stale_query(sb: Sandbox, http: aiohttp.Client
 async def test_edits(sb: Sandbox, http: aiohttp.ClientSession) -> None:
     await call(http, sb, "sendMessage", chat_id=-10, text="v1")
     message = sb.sent(-10)[0]
-    status, _ = await call(http, sb, "editMessageText", chat_id=-10,
-                           message_id=message.message_id, text="v2")
+    status, _ = await call(
+        http, sb, "editMessageText", chat_id=-10, message_id=message.message_id, text="v2"
+    )
     assert status == 200 and message.content == "v2" and len(message.edits) == 1
-    status, body = await call(http, sb, "editMessageText", chat_id=-10,
-                              message_id=message.message_id, text="v2")
+    status, body = await call(
+        http, sb, "editMessageText", chat_id=-10, message_id=message.message_id, text="v2"
+    )
     assert status == 400 and "message is not modified" in body["description"]
     status, body = await call(http, sb, "editMessageText", chat_id=-10, message_id=999, text="x")
     assert (status, body["description"]) == (400, "Bad Request: message to edit not found")

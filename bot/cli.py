@@ -21,6 +21,7 @@ def _logging(verbose: bool = False) -> None:
     # Every getUpdates call would otherwise be logged.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def cmd_run(_args: argparse.Namespace) -> int:

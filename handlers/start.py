@@ -37,7 +37,7 @@ async def start(update: Update, context: Context) -> None:
             await reply(
                 update,
                 context,
-                "start.welcome_back",
+                "start.welcome_roles",
                 name=actor.full_name,
                 roles=describe_roles(context, actor),
             )

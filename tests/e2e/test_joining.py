@@ -18,7 +18,7 @@ async def _invite_with_buttons(
 
 async def test_start_for_admin_and_stranger(bot: Harness) -> None:
     admin = await bot.reply_to(ADMIN, "/start")
-    assert "欢迎回来" in admin.content and "管理员（南湖区）" in admin.content
+    assert "您的身份" in admin.content and "管理员（南湖区）" in admin.content
     stranger = await bot.reply_to(STRANGER, "/start")
     assert "还没有身份" in stranger.content and "邀请链接" in stranger.content
     assert await roles_of(bot, STRANGER) == set()

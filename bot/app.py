@@ -15,13 +15,41 @@ from bot.limits import TelegramLimits
 from bot.rules import Rules, load_rules
 from bot.sending.ratelimit import ChatRateLimiter
 from bot.settings import Settings
-from handlers import common, errors, fallback, groups, help, invite, lang, start
+from handlers import (
+    common,
+    errors,
+    fallback,
+    groups,
+    help,
+    invite,
+    lang,
+    problem_actions,
+    problem_queries,
+    report_dialog,
+    reports,
+    start,
+)
+from jobs import albums
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
 
 # Feature modules in registration order; the fallback must stay last.
-HANDLER_MODULES = (common, start, help, lang, invite, groups, errors, fallback)
+HANDLER_MODULES = (
+    common,
+    start,
+    help,
+    lang,
+    invite,
+    groups,
+    reports,
+    report_dialog,
+    problem_actions,
+    problem_queries,
+    errors,
+    fallback,
+)
+JOB_MODULES = (albums,)
 
 
 def build_application(
@@ -65,4 +93,6 @@ def build_application(
     app.bot_data[SERVICES_KEY] = services
     for module in HANDLER_MODULES:
         module.register(app)
+    for job_module in JOB_MODULES:
+        job_module.register(app)
     return app

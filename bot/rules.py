@@ -70,6 +70,14 @@ class Schedules(_Strict):
     escalate_after_days: int = 3
 
 
+class DistrictGeo(_Strict):
+    """Where the district is: a report located farther than ``radius_km`` is refused."""
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    radius_km: float = Field(gt=0)
+
+
 class Invites(_Strict):
     default_expiry_days: int = Field(7, gt=0, le=365)
 
@@ -82,6 +90,7 @@ class Rules(_Strict):
     ranking: Ranking
     schedules: Schedules
     invites: Invites
+    district_geo: DistrictGeo | None = None
 
     @field_validator("categories")
     @classmethod

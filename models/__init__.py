@@ -1,6 +1,7 @@
 """SQLAlchemy tables, one module per aggregate. Importing this package registers them all."""
 
 from models.base import Base
+from models.drafts import Draft
 from models.org import Area, Chat, Invite, InviteUse, Person, RoleGrant
 from models.problems import IntakePart, Problem, ProblemEvent, ProblemPhoto
 
@@ -8,6 +9,7 @@ __all__ = [
     "Area",
     "Base",
     "Chat",
+    "Draft",
     "IntakePart",
     "Invite",
     "InviteUse",

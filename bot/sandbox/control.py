@@ -1,4 +1,13 @@
-"""A small JSON control API on the stand-in, for manual play with `python -m bot sandbox`."""
+"""A small JSON control API on the stand-in, for manual play (``greengrid sandbox``).
+
+POST /_sandbox/users      {"id", "first_name", "username"?, "language_code"?}
+POST /_sandbox/groups     {"id", "title", "members", "admins"?, "bot_is_admin"?, "announce"?}
+POST /_sandbox/send       {"user_id", "chat_id"?, "text" | "photo": true + "caption"? |
+                           "album": n + "caption"? | "latitude" + "longitude"}
+POST /_sandbox/press      {"user_id", "chat_id", "message_id", "text" | "data"}
+GET  /_sandbox/messages?chat_id=
+GET  /_sandbox/transcript
+"""
 
 from __future__ import annotations
 
@@ -53,6 +62,14 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
                 float(data["longitude"]),
                 chat_id=chat_id,
             )
+        elif data.get("album"):
+            album = await sb.send_album(
+                int(data["user_id"]),
+                int(data["album"]),
+                chat_id=chat_id,
+                caption=data.get("caption"),
+            )
+            return web.json_response(album)
         elif data.get("photo"):
             message = sb.send_photo(
                 int(data["user_id"]), chat_id=chat_id, caption=data.get("caption")
@@ -63,7 +80,10 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
 
     async def press(request: web.Request) -> web.Response:
         data = await body(request)
-        message = sb.message(int(data["chat_id"]), int(data["message_id"]))
+        try:
+            message = sb.message(int(data["chat_id"]), int(data["message_id"]))
+        except KeyError:
+            raise web.HTTPNotFound(text="no such bot message") from None
         query_id = sb.press(
             int(data["user_id"]), message, text=data.get("text"), data=data.get("data")
         )
@@ -71,17 +91,7 @@ def add_control_routes(app: web.Application, sb: Sandbox) -> None:
 
     async def messages(request: web.Request) -> web.Response:
         chat = request.query.get("chat_id")
-        return web.json_response(
-            [
-                {
-                    "chat_id": m.chat_id,
-                    "message_id": m.message_id,
-                    "text": m.content,
-                    "buttons": m.buttons,
-                }
-                for m in sb.sent(int(chat) if chat else None)
-            ]
-        )
+        return web.json_response([m.as_dict() for m in sb.sent(int(chat) if chat else None)])
 
     async def transcript(_request: web.Request) -> web.Response:
         return web.Response(text=sb.transcript() + "\n")

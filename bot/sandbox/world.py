@@ -11,6 +11,22 @@ from typing import Any
 
 JSON = dict[str, Any]
 
+# What an administrator bot or person may do, as ChatMemberAdministrator lists it.
+ADMIN_RIGHTS = {
+    "can_be_edited": False,
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": True,
+    "can_manage_video_chats": False,
+    "can_restrict_members": True,
+    "can_promote_members": False,
+    "can_change_info": False,
+    "can_invite_users": True,
+    "can_post_stories": False,
+    "can_edit_stories": False,
+    "can_delete_stories": False,
+}
+
 
 @dataclass
 class SimUser:
@@ -47,6 +63,8 @@ class SimChat:
     bot_is_member: bool = True
     bot_is_admin: bool = False
     next_message_id: int = 1
+    # Why the bot is not in the chat any more ("left" or "kicked"); None if it never was or is.
+    bot_gone: str | None = None
 
     def as_json(self, users: dict[int, SimUser]) -> JSON:
         if self.type == "private":
@@ -68,6 +86,25 @@ class StoredFile:
 
 
 @dataclass
+class Upload:
+    """One file part of a multipart request."""
+
+    data: bytes
+    filename: str | None = None
+    content_type: str | None = None
+
+
+@dataclass
+class PendingQuery:
+    """A callback query the bot has not answered yet."""
+
+    user_id: int
+    chat_id: int
+    message_id: int
+    t: float  # on the sandbox clock, for expiry
+
+
+@dataclass
 class SentMessage:
     """A message the bot sent, as the stand-in keeps it (edits applied in place)."""
 
@@ -86,6 +123,7 @@ class SentMessage:
     media_group_id: str | None = None
     edits: list[tuple[int, str | None]] = field(default_factory=list)  # (seq, new text)
     deleted: bool = False
+    parse_mode: str | None = None
 
     @property
     def content(self) -> str:
@@ -103,6 +141,24 @@ class SentMessage:
                     return str(button["callback_data"])
         raise KeyError(f"no button {text!r} on message {self.message_id}: {self.buttons}")
 
+    def as_dict(self) -> JSON:
+        """A plain summary, for the control API and for printing."""
+        return {
+            "chat_id": self.chat_id,
+            "message_id": self.message_id,
+            "method": self.method,
+            "text": self.text,
+            "caption": self.caption,
+            "photo": self.photo,
+            "document": self.document,
+            "location": self.location,
+            "buttons": self.buttons,
+            "reply_to_message_id": self.reply_to_message_id,
+            "media_group_id": self.media_group_id,
+            "edits": len(self.edits),
+            "deleted": self.deleted,
+        }
+
 
 @dataclass
 class CallbackAnswer:
@@ -119,8 +175,10 @@ class Event:
     seq: int
     chat_id: int
     who: str
-    kind: str  # user | bot | edit | press | answer | system
+    kind: str  # user | bot | edit | delete | press | answer | system | error
     text: str
+    album: str | None = None  # media_group_id: consecutive parts print as one line
+    hidden: bool = False  # a group message the bot never received (privacy mode)
 
 
 def tiny_png(seed: int, width: int = 64, height: int = 48) -> bytes:
@@ -153,6 +211,13 @@ def image_size(data: bytes) -> tuple[int, int]:
                 return int(width), int(height)
             i += 2 + length
     return 1280, 960
+
+
+def is_image(data: bytes) -> bool:
+    """What Telegram's photo processing would accept, judged by the magic bytes."""
+    return data.startswith(
+        (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+    ) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
 def now_unix() -> int:

@@ -139,3 +139,22 @@ async def set_locale(session: AsyncSession, person_id: int, locale: str) -> None
     person = await session.get(Person, person_id)
     if person is not None:
         person.locale = locale
+
+
+async def locales_of(session: AsyncSession, telegram_ids: Iterable[int]) -> dict[int, str | None]:
+    """Each person's chosen language (None: the default), for writing to them."""
+    ids = set(telegram_ids)
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Person.telegram_id, Person.locale).where(Person.telegram_id.in_(ids))
+    )
+    found: dict[int, str | None] = dict(rows.tuples().all())
+    return {tid: found.get(tid) for tid in ids}
+
+
+async def person_id_for(session: AsyncSession, telegram_id: int) -> int | None:
+    person_id: int | None = await session.scalar(
+        select(Person.id).where(Person.telegram_id == telegram_id)
+    )
+    return person_id

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.problem_machine import (
     OPEN_STATUSES,
+    TRANSITIONS,
     Action,
     ActorRoles,
     Event,
@@ -23,12 +24,15 @@ from bot.services.problem_machine import (
     Refusal,
     Refused,
     Status,
+    allowed,
     apply,
     initial,
 )
 from bot.services.roles import Role
 from models import Area, Person, Problem, ProblemEvent, ProblemPhoto, RoleGrant
 
+TRANSITION_ACTIONS = frozenset(a.value for a in TRANSITIONS)
+CATEGORISE = "categorise"
 DUPLICATE_RADIUS_M = 200.0
 DUPLICATE_WINDOW = timedelta(days=7)
 EARTH_RADIUS_M = 6_371_000.0
@@ -80,6 +84,7 @@ class ProblemView:
     latitude: float | None
     longitude: float | None
     address: str | None
+    source_chat_id: int | None
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,7 @@ async def _view(session: AsyncSession, problem: Problem) -> ProblemView:
         problem.latitude,
         problem.longitude,
         problem.address,
+        problem.source_chat_id,
     )
 
 
@@ -268,6 +274,28 @@ async def actor_roles(session: AsyncSession, person_id: int) -> ActorRoles:
     return ActorRoles(person_id, frozenset((Role(r), a) for r, a in rows))
 
 
+def deadline_after(now: datetime, days: int, zone: tzinfo) -> datetime:
+    """The end of the local day ``days`` days from now: people think of deadlines as dates."""
+    local_day = now.astimezone(zone).date() + timedelta(days=days)
+    return datetime.combine(local_day, time(23, 59, 59), zone).astimezone(UTC)
+
+
+async def precheck(
+    session: AsyncSession, code: str, action: Action, person_id: int
+) -> Refusal | None:
+    """Whether ``person_id`` could make ``action`` now, before asking them for photos or a
+    reason (the needs of the action are checked when it is made)."""
+    problem = await problem_by_code(session, code)
+    if problem is None:
+        return Refusal.wrong_status
+    state = state_of(problem)
+    if state.status not in TRANSITIONS[action][0]:
+        return Refusal.wrong_status
+    if not allowed(action, state, await actor_roles(session, person_id)):
+        return Refusal.not_allowed
+    return None
+
+
 def state_of(problem: Problem) -> ProblemState:
     return ProblemState(
         status=Status(problem.status),
@@ -371,7 +399,7 @@ async def history_state(session: AsyncSession, problem_id: int) -> ProblemState:
         select(ProblemEvent).where(ProblemEvent.problem_id == problem_id).order_by(ProblemEvent.id)
     )
     for row in rows:
-        if row.action == Action.report.value:
+        if row.action not in TRANSITION_ACTIONS:  # the report itself, re-categorising
             continue
         event = Event(
             Action(row.action),
@@ -384,3 +412,182 @@ async def history_state(session: AsyncSession, problem_id: int) -> ProblemState:
         )
         state = apply(state, event, authorised=True)
     return state
+
+
+async def set_category(
+    session: AsyncSession, code: str, category: str, actor_person_id: int, *, now: datetime
+) -> ProblemView | Refusal | None:
+    """The reporter or an admin may change the category until the problem is assigned."""
+    problem = await problem_by_code(session, code)
+    if problem is None:
+        return None
+    actor = await actor_roles(session, actor_person_id)
+    if not (actor.is_admin or actor_person_id == problem.reporter_id):
+        return Refusal.not_allowed
+    if problem.status != Status.reported.value:
+        return Refusal.wrong_status
+    if problem.category != category:
+        session.add(
+            ProblemEvent(
+                problem_id=problem.id,
+                action=CATEGORISE,
+                from_status=problem.status,
+                to_status=problem.status,
+                actor_id=actor_person_id,
+                at=now,
+                data={"from": problem.category, "to": category},
+            )
+        )
+        problem.category = category
+        await session.flush()
+    return await _view(session, problem)
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    action: str
+    actor_name: str | None
+    at: datetime
+    reason: str | None
+    to_status: Status
+    deadline: datetime | None
+
+
+@dataclass(frozen=True)
+class ProblemCard:
+    problem: ProblemView
+    reporter_name: str
+    village_name: str | None
+    before: list[str]  # file ids
+    after: list[str]
+    history: list[HistoryLine]
+    duplicates: list[Duplicate]
+
+
+async def problem_card(session: AsyncSession, code: str, now: datetime) -> ProblemCard | None:
+    problem = await problem_by_code(session, code)
+    if problem is None:
+        return None
+    view = await _view(session, problem)
+    reporter = await session.scalar(
+        select(Person.full_name).where(Person.id == problem.reporter_id)
+    )
+    village = (
+        await session.scalar(select(Area.name).where(Area.id == problem.village_id))
+        if problem.village_id
+        else None
+    )
+    photos = (
+        await session.execute(
+            select(ProblemPhoto.kind, ProblemPhoto.file_id)
+            .where(ProblemPhoto.problem_id == problem.id)
+            .order_by(ProblemPhoto.id)
+        )
+    ).all()
+    events = await session.execute(
+        select(ProblemEvent, Person.full_name)
+        .outerjoin(Person, Person.id == ProblemEvent.actor_id)
+        .where(ProblemEvent.problem_id == problem.id)
+        .order_by(ProblemEvent.id)
+    )
+    history = [
+        HistoryLine(e.action, name, e.at, e.reason, Status(e.to_status), e.deadline)
+        for e, name in events
+    ]
+    before_ids = [f for k, f in photos if k == "before"]
+    unique_ids = list(
+        await session.scalars(
+            select(ProblemPhoto.file_unique_id).where(
+                ProblemPhoto.problem_id == problem.id, ProblemPhoto.kind == "before"
+            )
+        )
+    )
+    duplicates = await find_duplicates(
+        session,
+        unique_ids,
+        problem.category,
+        problem.latitude,
+        problem.longitude,
+        problem.created_at,
+        exclude_id=problem.id,
+    )
+    return ProblemCard(
+        view,
+        reporter or "",
+        village,
+        before_ids,
+        [f for k, f in photos if k == "after"],
+        history,
+        duplicates,
+    )
+
+
+async def people_with_role(
+    session: AsyncSession, role: Role, area_id: int | None = None
+) -> list[int]:
+    """Telegram ids of those holding ``role`` (in ``area_id`` if given)."""
+    query = (
+        select(Person.telegram_id)
+        .join(RoleGrant, RoleGrant.person_id == Person.id)
+        .where(RoleGrant.role == role.value)
+    )
+    if area_id is not None:
+        query = query.where(RoleGrant.area_id == area_id)
+    return sorted(set(await session.scalars(query)))
+
+
+@dataclass(frozen=True)
+class ProblemLine:
+    code: str
+    category: str
+    status: Status
+    subject_name: str | None
+    deadline: datetime | None
+    overdue: bool
+
+
+async def list_problems(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    subject_id: int | None = None,
+    status: Status | None = None,
+    overdue_only: bool = False,
+    open_only: bool = True,
+    page: int = 0,
+    per_page: int = 10,
+) -> tuple[list[ProblemLine], int]:
+    """One page of problems, newest first, and how many match in all."""
+    conditions = []
+    if subject_id is not None:
+        conditions.append(Problem.subject_id == subject_id)
+    if status is not None:
+        conditions.append(Problem.status == status.value)
+    elif open_only:
+        conditions.append(
+            Problem.status.in_([Status.reported.value, *[s.value for s in OPEN_STATUSES]])
+        )
+    if overdue_only:
+        conditions.append(Problem.status.in_([s.value for s in OPEN_STATUSES]))
+        conditions.append(Problem.deadline < now)
+    total = await session.scalar(select(func.count()).select_from(Problem).where(*conditions))
+    rows = await session.execute(
+        select(Problem.code, Problem.category, Problem.status, Area.name, Problem.deadline)
+        .outerjoin(Area, Area.id == Problem.subject_id)
+        .where(*conditions)
+        .order_by(Problem.id.desc())
+        .offset(page * per_page)
+        .limit(per_page)
+    )
+    lines = [
+        ProblemLine(
+            code,
+            category,
+            Status(status_),
+            name,
+            deadline,
+            Status(status_) in OPEN_STATUSES and deadline is not None and deadline < now,
+        )
+        for code, category, status_, name, deadline in rows
+    ]
+    return lines, total or 0

@@ -61,18 +61,18 @@ def may_invite(
 
 
 # Commands by who may use them; /help lists the union for the asker, in this order.
-EVERYONE_COMMANDS: tuple[str, ...] = ("start", "help", "lang")
+EVERYONE_COMMANDS: tuple[str, ...] = ("start", "help", "lang", "report", "issue", "cancel")
 ROLE_COMMANDS: dict[Role, tuple[str, ...]] = {
-    Role.admin: ("invite", "bindgroup"),
+    Role.admin: ("issues", "invite", "bindgroup"),
     Role.cadre: ("invite",),
-    Role.leader: (),
-    Role.liaison: (),
-    Role.inspector: (),
+    Role.leader: ("issues",),
+    Role.liaison: ("issues", "rectified"),
+    Role.inspector: ("issues",),
     Role.volunteer: (),
     Role.shop: (),
 }
-GROUP_COMMANDS: tuple[str, ...] = ("help",)
-GROUP_ADMIN_COMMANDS: tuple[str, ...] = ("bindgroup", "help")
+GROUP_COMMANDS: tuple[str, ...] = ("help", "report", "issue")
+GROUP_ADMIN_COMMANDS: tuple[str, ...] = ("bindgroup", "help", "report", "issue", "issues")
 
 
 def commands_for(roles: Iterable[Role]) -> list[str]:

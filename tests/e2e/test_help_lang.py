@@ -37,7 +37,14 @@ async def test_command_menus_per_language_and_scope(bot: Harness) -> None:
     private_en = bot.sb.commands({"type": "all_private_chats"}, "en")
     admins = bot.sb.commands({"type": "all_chat_administrators"}, "zh")
     admin_chat = bot.sb.commands({"type": "chat", "chat_id": ADMIN}, "zh")
-    assert [c["command"] for c in private_zh] == ["start", "help", "lang"]
+    assert [c["command"] for c in private_zh] == [
+        "start",
+        "help",
+        "lang",
+        "report",
+        "issue",
+        "cancel",
+    ]
     assert private_zh[1]["description"] == "查看可用功能"
     assert private_en[1]["description"] == "What I can do for you"
     assert "bindgroup" in [c["command"] for c in admins]

@@ -1,43 +1,13 @@
 """The stand-in speaks the Bot API over HTTP and refuses what Telegram refuses."""
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
-from bot.limits import TelegramLimits
 from bot.sandbox import Sandbox, tiny_png
-
-TOKEN = "123456:TEST"
-
-
-@pytest.fixture
-async def sb() -> AsyncIterator[Sandbox]:
-    sandbox = Sandbox(TOKEN, limits=TelegramLimits().scaled(0.05))
-    await sandbox.start()
-    sandbox.add_user(1, "甲")
-    sandbox.add_user(2, "乙")
-    sandbox.add_group(-10, "群", members=[1, 2], admins=[1])
-    sandbox.send_text(1, "/start")  # user 1 has opened the bot
-    yield sandbox
-    await sandbox.stop()
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-async def call(
-    http: aiohttp.ClientSession, sb: Sandbox, method: str, token: str = TOKEN, **params: Any
-) -> tuple[int, dict[str, Any]]:
-    form = {k: json.dumps(v) if isinstance(v, dict | list) else str(v) for k, v in params.items()}
-    async with http.post(f"{sb.root_url}/bot{token}/{method}", data=form) as response:
-        return response.status, await response.json()
+from tests.sandbox.conftest import TOKEN, call
 
 
 async def test_get_me_and_wrong_token(sb: Sandbox, http: aiohttp.ClientSession) -> None:
@@ -141,7 +111,7 @@ async def test_long_poll_wakes_and_offset_confirms(
     poll = asyncio.create_task(call(http, sb, "getUpdates", offset=confirm, timeout=5))
     await asyncio.sleep(0.2)
     assert not poll.done()  # waiting for an update
-    sb.send_text(2, "hello", chat_id=-10)
+    sb.send_text(1, "hello")
     _, body = await asyncio.wait_for(poll, 2)
     assert [u["message"]["text"] for u in body["result"]] == ["hello"]
     _, body = await call(http, sb, "getUpdates", offset=confirm, timeout=0)

@@ -31,9 +31,11 @@ def test_invitable_roles() -> None:
 
 
 def test_commands_per_role() -> None:
-    assert commands_for([]) == ["start", "help", "lang"]
-    assert commands_for([A]) == ["start", "help", "lang", "invite", "bindgroup"]
-    assert commands_for([V, C]) == ["start", "help", "lang", "invite"]
+    everyone = ["start", "help", "lang", "report", "issue", "cancel"]
+    assert commands_for([]) == everyone
+    assert commands_for([A]) == [*everyone, "issues", "invite", "bindgroup"]
+    assert commands_for([V, C]) == [*everyone, "invite"]
+    assert commands_for([Role.liaison]) == [*everyone, "issues", "rectified"]
 
 
 @pytest.mark.parametrize(

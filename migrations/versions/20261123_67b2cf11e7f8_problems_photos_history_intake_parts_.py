@@ -1,8 +1,8 @@
-"""problems: photos, history, intake parts
+"""problems: photos, history, intake parts, drafts
 
-Revision ID: fec38d21a3b8
+Revision ID: 67b2cf11e7f8
 Revises: 909ad215bc4a
-Create Date: 2026-11-23 15:06:39.380989
+Create Date: 2026-11-23 15:25:04.105658
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 
 import models.base
 
-revision: str = 'fec38d21a3b8'
+revision: str = '67b2cf11e7f8'
 down_revision: str | None = '909ad215bc4a'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -38,6 +38,17 @@ def upgrade() -> None:
     with op.batch_alter_table('intake_parts', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_intake_parts_media_group_id'), ['media_group_id'], unique=False)
 
+    op.create_table('drafts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('step', sa.String(length=24), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('updated_at', models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_drafts_person_id_people')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_drafts')),
+    sa.UniqueConstraint('person_id', name=op.f('uq_drafts_person_id'))
+    )
     op.create_table('problems',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('code', sa.String(length=32), nullable=False),
@@ -129,6 +140,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_problems_reporter_id'))
 
     op.drop_table('problems')
+    op.drop_table('drafts')
     with op.batch_alter_table('intake_parts', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_intake_parts_media_group_id'))
 

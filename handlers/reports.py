@@ -1,0 +1,157 @@
+"""Reports in a bound work group: a photo or album whose caption carries #问题 / #report, or
+/report as a reply to a photo. Every photo is recorded as it arrives; an album becomes one
+problem once its parts stop arriving."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Message, Update
+from telegram.ext import Application, MessageHandler, filters
+
+from bot.context import Context
+from bot.services import chats, intake, people, problems
+from bot.services.intake import Part, has_report_tag, strip_tag
+from bot.services.problems import PhotoIn, ReportIn
+from handlers.common import reply
+from handlers.problem_views import card_text, photo_of, report_keyboard
+from jobs import albums
+
+log = logging.getLogger(__name__)
+
+
+def guess_category(context: Context, text: str) -> str | None:
+    lowered = text.lower()
+    for category in context.services.rules.categories:
+        names = (category.name.zh_CN, category.name.en.lower())
+        if any(name and name in lowered for name in names):
+            return category.key
+    return None
+
+
+def _part(message: Message, photo: PhotoIn) -> Part:
+    assert message.from_user is not None
+    return Part(
+        message.chat.id,
+        message.message_id,
+        message.media_group_id,
+        message.from_user.id,
+        photo.file_id,
+        photo.file_unique_id,
+        photo.size,
+        message.caption,
+    )
+
+
+async def create_group_report(context: Context, chat_id: int, parts: list[Part]) -> None:
+    """Make one problem of ``parts`` (one message or one album) and answer in the thread."""
+    services = context.services
+    first = parts[0]
+    caption = next((p.caption for p in parts if p.caption), "") or ""
+    description = strip_tag(caption)
+    guessed = guess_category(context, description)
+    source_key = f"g:{first.media_group_id}" if first.media_group_id else f"m:{first.message_id}"
+    now = services.now()
+    async with services.db.begin() as session:
+        reporter = next(
+            (p.sender_telegram_id for p in parts if p.caption), first.sender_telegram_id
+        )
+        reporter_id = await people.person_id_for(session, reporter)
+        if reporter_id is None:  # the sender has never been seen (e.g. an old message)
+            reporter_id = (await people.ensure_person(session, reporter, str(reporter), None)).id
+        result = await problems.report_problem(
+            session,
+            ReportIn(
+                reporter_id,
+                guessed or "other",
+                description,
+                [PhotoIn(p.file_id, p.file_unique_id, p.message_id, p.file_size) for p in parts],
+                chat_id,
+                source_key,
+            ),
+            now=now,
+            code_prefix=services.rules.problem_code_prefix,
+            zone_year=now.astimezone(services.settings.zone).year,
+        )
+        card = await problems.problem_card(session, result.problem.code, now)
+    assert card is not None
+    if not result.created:
+        await context.bot.send_message(
+            chat_id,
+            context._("report.already", code=result.problem.code),
+            reply_to_message_id=first.message_id,
+        )
+        return
+    await context.bot.send_message(
+        chat_id,
+        context._("report.created", code=result.problem.code) + "\n\n" + card_text(context, card),
+        reply_markup=report_keyboard(
+            context, context._, result.problem.code, ask_category=guessed is None
+        ),
+        reply_to_message_id=first.message_id,
+    )
+
+
+async def group_photo(update: Update, context: Context) -> None:
+    message = update.effective_message
+    if message is None or message.from_user is None or context.actor is None:
+        return
+    tagged = has_report_tag(message.caption)
+    async with context.services.db.begin() as session:
+        bound = await chats.binding_of(session, message.chat.id)
+    if bound is None:
+        if tagged:
+            await reply(update, context, "report.group_not_bound")
+        return
+    photo, problem = photo_of(message)
+    if problem is not None:
+        if tagged or message.media_group_id is not None:
+            await reply(update, context, problem)
+        return
+    if photo is None:
+        return
+    now = context.services.now()
+    async with context.services.db.begin() as session:
+        if not await intake.record_part(session, _part(message, photo), now):
+            return  # the same message delivered twice
+        parts = (
+            await intake.take_message(session, message.chat.id, message.message_id)
+            if tagged and message.media_group_id is None
+            else []
+        )
+    if parts:
+        await create_group_report(context, message.chat.id, parts)
+    elif message.media_group_id is not None:
+        albums.schedule(context, message.chat.id, message.media_group_id)
+
+
+async def group_report_command(update: Update, context: Context) -> None:
+    """/report as a reply to a photo (or one photo of an album) in a bound group."""
+    message = update.effective_message
+    if message is None:
+        return
+    async with context.services.db.begin() as session:
+        bound = await chats.binding_of(session, message.chat.id)
+    if bound is None:
+        await reply(update, context, "report.group_not_bound")
+        return
+    original = message.reply_to_message
+    photo, problem = photo_of(original) if original is not None else (None, None)
+    if problem is not None:
+        await reply(update, context, problem)
+        return
+    if original is None or photo is None or original.from_user is None:
+        await reply(update, context, "report.reply_to_photo")
+        return
+    async with context.services.db.begin() as session:
+        await intake.record_part(session, _part(original, photo), context.services.now())
+        parts = await intake.take_message(session, message.chat.id, original.message_id)
+    await create_group_report(context, message.chat.id, parts)
+
+
+def register(app: Application) -> None:  # type: ignore[type-arg]
+    app.add_handler(
+        MessageHandler(
+            filters.ChatType.GROUPS & (filters.PHOTO | filters.Document.ALL), group_photo
+        )
+    )

@@ -209,7 +209,8 @@ async def _assign_menu(context: Context, update: Update, code: str, args: list[s
         days = [default] + [d for d in services.rules.deadlines.choices_days if d != default]
         buttons = [
             InlineKeyboardButton(
-                context._("assign.days_default", n=d) if d == default
+                context._("assign.days_default", n=d)
+                if d == default
                 else context._("assign.days", n=d),
                 callback_data=f"p:asg:{code}:{args[0]}:{d}",
             )
@@ -258,8 +259,8 @@ async def ask_reason(context: Context, update: Update, code: str, verb: str) -> 
     assert query is not None and actor is not None
     action = REASON_ACTIONS[verb]
     async with context.services.db.begin() as session:
-        refusal = await problems.precheck(session, code, action, actor.person_id)
-        if refusal is None:
+        verdict = await problems.precheck(session, code, action, actor.person_id)
+        if verdict is True:
             await drafts.start(
                 session,
                 actor.person_id,
@@ -268,8 +269,8 @@ async def ask_reason(context: Context, update: Update, code: str, verb: str) -> 
                 {"code": code, "action": action.value},
                 context.services.now(),
             )
-    if refusal is not None:
-        await query.answer(refusal_text(context, refusal, code), show_alert=True)
+    if verdict is not True:
+        await query.answer(refusal_text(context, verdict or None, code), show_alert=True)
         return
     asked = await notify(
         context, actor.telegram_id, context._(f"reason.ask.{action.value}", code=code)
@@ -319,11 +320,11 @@ async def _extension_menu(context: Context, update: Update, code: str, args: lis
     assert query is not None and actor is not None
     if not args:
         async with context.services.db.begin() as session:
-            refusal = await problems.precheck(
+            verdict = await problems.precheck(
                 session, code, Action.request_extension, actor.person_id
             )
-        if refusal is not None:
-            await query.answer(refusal_text(context, refusal, code), show_alert=True)
+        if verdict is not True:
+            await query.answer(refusal_text(context, verdict or None, code), show_alert=True)
             return
         buttons = [
             InlineKeyboardButton(context._("assign.days", n=d), callback_data=f"p:ext:{code}:{d}")
@@ -356,8 +357,8 @@ async def begin_rectification(context: Context, code: str) -> None:
     actor = context.actor
     assert actor is not None
     async with context.services.db.begin() as session:
-        refusal = await problems.precheck(session, code, Action.submit, actor.person_id)
-        if refusal is None:
+        verdict = await problems.precheck(session, code, Action.submit, actor.person_id)
+        if verdict is True:
             await drafts.start(
                 session,
                 actor.person_id,
@@ -366,8 +367,8 @@ async def begin_rectification(context: Context, code: str) -> None:
                 {"code": code, "photos": []},
                 context.services.now(),
             )
-    if refusal is not None:
-        await notify(context, actor.telegram_id, refusal_text(context, refusal, code))
+    if verdict is not True:
+        await notify(context, actor.telegram_id, refusal_text(context, verdict or None, code))
         return
     await notify(
         context,

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 FACTS_PATH = Path(__file__).with_name("botapi_facts.json")
 DEFAULT_SOURCE = Path(__file__).resolve().parents[3] / "shared" / "botapi" / "api.json"
 
 
-def derive(api: dict[str, object]) -> dict[str, object]:
+def derive(api: Mapping[str, Any]) -> dict[str, object]:
     methods = api["methods"]
     assert isinstance(methods, dict)
     return {

@@ -15,6 +15,7 @@ Labels stay minimal and language-neutral; the people and the bot speak for thems
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 from bot.sandbox.world import Event
@@ -31,6 +32,11 @@ _MARK = {
     "error": " ✗",
 }
 HIDDEN = "  (not delivered: privacy mode)"
+
+
+def _width(text: str) -> int:
+    """Columns on a terminal: CJK characters take two, so continuation lines line up."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _merge_albums(events: list[Event]) -> list[Event]:
@@ -75,5 +81,5 @@ def render_transcript(events: list[Event], chat_label: Callable[[int], str]) -> 
         body = text.strip().splitlines() or [""]
         body[0] += HIDDEN if event.hidden else ""
         lines.append((head + body[0]).rstrip())
-        lines.extend(" " * len(head) + line for line in body[1:])
+        lines.extend((" " * _width(head) + line).rstrip() for line in body[1:])
     return "\n".join(lines)

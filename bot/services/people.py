@@ -149,7 +149,7 @@ async def locales_of(session: AsyncSession, telegram_ids: Iterable[int]) -> dict
     rows = await session.execute(
         select(Person.telegram_id, Person.locale).where(Person.telegram_id.in_(ids))
     )
-    found: dict[int, str | None] = dict(rows.tuples().all())
+    found: dict[int, str | None] = {tid: locale for tid, locale in rows}
     return {tid: found.get(tid) for tid in ids}
 
 

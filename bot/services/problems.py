@@ -282,18 +282,19 @@ def deadline_after(now: datetime, days: int, zone: tzinfo) -> datetime:
 
 async def precheck(
     session: AsyncSession, code: str, action: Action, person_id: int
-) -> Refusal | None:
+) -> Refusal | bool:
     """Whether ``person_id`` could make ``action`` now, before asking them for photos or a
-    reason (the needs of the action are checked when it is made)."""
+    reason (the needs of the action are checked when it is made): True, the refusal, or False
+    when there is no such problem."""
     problem = await problem_by_code(session, code)
     if problem is None:
-        return Refusal.wrong_status
+        return False
     state = state_of(problem)
     if state.status not in TRANSITIONS[action][0]:
         return Refusal.wrong_status
     if not allowed(action, state, await actor_roles(session, person_id)):
         return Refusal.not_allowed
-    return None
+    return True
 
 
 def state_of(problem: Problem) -> ProblemState:

@@ -14,6 +14,7 @@ from bot.i18n import Catalogues
 from bot.limits import TelegramLimits
 from bot.rules import Rules, load_rules
 from bot.sending.ratelimit import ChatRateLimiter
+from bot.services.media import MediaStore
 from bot.settings import Settings
 from handlers import (
     common,
@@ -29,7 +30,7 @@ from handlers import (
     reports,
     start,
 )
-from jobs import albums
+from jobs import albums, media
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -49,7 +50,7 @@ HANDLER_MODULES = (
     errors,
     fallback,
 )
-JOB_MODULES = (albums,)
+JOB_MODULES = (albums, media)
 
 
 def build_application(
@@ -65,6 +66,7 @@ def build_application(
         rules=rules or load_rules(settings.rules_file),
         db=Database.connect(settings.database_url),
         i18n=Catalogues(settings.default_locale),
+        media=MediaStore(settings.media_dir),
         clock=clock,
     )
     limits = TelegramLimits().scaled(settings.rate_limit_scale)

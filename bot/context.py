@@ -12,6 +12,7 @@ from telegram.ext import Application, CallbackContext, ExtBot
 from bot.db import Database
 from bot.i18n import Catalogues, Translator
 from bot.rules import Rules
+from bot.services.media import MediaStore
 from bot.services.people import Actor
 from bot.settings import Settings
 from models.base import utcnow
@@ -25,6 +26,7 @@ class Services:
     rules: Rules
     db: Database
     i18n: Catalogues
+    media: MediaStore
     clock: Callable[[], datetime] = field(default=utcnow)
 
     def now(self) -> datetime:

@@ -89,7 +89,10 @@ async def run_demo(out: Path, *, speed: float = 0.1) -> int:
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     async with running_bot(
-        f"sqlite+aiosqlite:///{out / 'demo.db'}", admin_ids=[ADMIN], speed=speed
+        f"sqlite+aiosqlite:///{out / 'demo.db'}",
+        admin_ids=[ADMIN],
+        speed=speed,
+        media_dir=out / "media",
     ) as h:
         await play(h)
         transcript = h.sb.transcript()

@@ -6,10 +6,12 @@ stand-in over real HTTP, with a clock that can be moved.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bot.app import GGApplication, build_application
@@ -113,6 +115,7 @@ async def running_bot(
     if owned:
         await sb.start()
     try:
+        settings.setdefault("media_dir", Path(tempfile.mkdtemp(prefix="greengrid-media-")))
         config = load_settings(
             bot_token=TOKEN,
             bot_api_base_url=sb.api_base_url,

@@ -21,6 +21,7 @@ _HINTS: dict[str, str] = {
     "default_locale": "set DEFAULT_LOCALE to zh_CN or en",
     "admin_ids": "set ADMIN_IDS to Telegram user ids separated by commas, e.g. 1001,1002",
     "rules_file": "set RULES_FILE to an existing YAML or TOML rules file, or unset it",
+    "media_dir": "set MEDIA_DIR to a folder the bot may write photos into",
     "rate_limit_scale": "set RATE_LIMIT_SCALE to a positive number (1 = Telegram's real limits)",
 }
 
@@ -40,6 +41,8 @@ class Settings(BaseSettings):
     default_locale: LocaleName = "zh_CN"
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     rules_file: Path | None = None
+    # Where photos are kept, each under its SHA-256.
+    media_dir: Path = Path("data/media")
     # Multiplies Telegram's rate-limit windows; only tests and the demo change it.
     rate_limit_scale: float = Field(default=1.0, gt=0)
 

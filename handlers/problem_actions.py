@@ -27,6 +27,7 @@ from handlers.problem_views import (
     notify,
     report_keyboard,
 )
+from jobs import media
 
 EXTENSION_DAYS = (3, 7, 15)
 REJECT_PRESETS = ("reject.preset.not_ours", "reject.preset.duplicate", "reject.preset.no_problem")
@@ -249,6 +250,7 @@ async def _after(
         return
     await query.answer(context._(f"done.{action.value}", code=code))
     await _refresh(context, update, code)
+    media.soon(context)
     await announce(context, code, action, reason)
 
 

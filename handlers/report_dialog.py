@@ -28,6 +28,7 @@ from handlers.problem_actions import (
 )
 from handlers.problem_views import card_text, notify, photo_of, report_keyboard
 from handlers.reports import group_report_command
+from jobs import media
 
 STEPS = ("category", "photos", "description", "location", "village", "confirm")
 MAX_DESCRIPTION = 1000
@@ -261,6 +262,7 @@ async def _typed_text(update: Update, context: Context, draft: DraftView, messag
         await message.reply_text(refusal_text(context, result, code))
         return
     await message.reply_text(context._(f"done.{action.value}", code=code))
+    media.soon(context)
     await announce(context, code, action, text)
 
 
@@ -378,6 +380,7 @@ async def _submit_report(context: Context, chat_id: int, draft: DraftView) -> No
         chat_id,
         context._("report.done", code=result.problem.code) + "\n\n" + card_text(context, card),
     )
+    media.soon(context)
     if result.created:
         for tid in admins:
             t = services.i18n.translator(locales.get(tid))

@@ -15,7 +15,7 @@ from bot.services.intake import Part, has_report_tag, strip_tag
 from bot.services.problems import PhotoIn, ReportIn
 from handlers.common import reply
 from handlers.problem_views import card_text, photo_of, report_keyboard
-from jobs import albums
+from jobs import albums, media
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ async def create_group_report(context: Context, chat_id: int, parts: list[Part])
         )
         card = await problems.problem_card(session, result.problem.code, now)
     assert card is not None
+    media.soon(context)
     if not result.created:
         await context.bot.send_message(
             chat_id,

@@ -30,15 +30,15 @@ async def start_world(h: Harness) -> None:
 
 
 @pytest.fixture
-async def bot(sqlite_url: str) -> AsyncIterator[Harness]:
-    async with running_bot(sqlite_url, admin_ids=[ADMIN]) as h:
+async def bot(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
+    async with running_bot(sqlite_url, admin_ids=[ADMIN], media_dir=tmp_path / "media") as h:
         await start_world(h)
         yield h
 
 
 @pytest.fixture
-async def bot_any_db(db_url: str) -> AsyncIterator[Harness]:
+async def bot_any_db(db_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
     """The same on each database backend."""
-    async with running_bot(db_url, admin_ids=[ADMIN]) as h:
+    async with running_bot(db_url, admin_ids=[ADMIN], media_dir=tmp_path / "media") as h:
         await start_world(h)
         yield h

@@ -3,6 +3,8 @@ pass) → closed; rejections, extensions, refusals, notices, duplicates, lists a
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -335,3 +337,19 @@ async def test_bad_photos_change_nothing(loop: Harness) -> None:
     )
     assert "不是图片" in (await loop.sb.wait_messages(GROUP, n=1, since=mark))[0].content
     assert await table_counts(loop) == before
+
+
+async def test_photos_land_in_the_media_store(loop: Harness) -> None:
+    image = tiny_png(4242)
+    mark = loop.sb.mark()
+    loop.sb.send_photo(INSPECTOR, chat_id=GROUP, image=image, caption="#问题 秸秆焚烧")
+    await loop.sb.wait_messages(GROUP, n=1, since=mark)
+    digest = hashlib.sha256(image).hexdigest()
+    for _ in range(100):
+        async with loop.db.begin() as session:
+            stored = await session.scalar(select(models.ProblemPhoto.sha256))
+        if stored:
+            break
+        await asyncio.sleep(0.05)
+    assert stored == digest
+    assert loop.services.media.get(digest) == image

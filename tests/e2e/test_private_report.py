@@ -1,0 +1,109 @@
+"""The guided private /report: every step, back and cancel, bad input, and a restart in the
+middle that continues where the person stopped."""
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+import models
+from bot.harness import TOKEN, Harness, running_bot
+from bot.limits import TelegramLimits
+from bot.sandbox import Sandbox, SentMessage
+from tests.e2e.conftest import ADMIN, start_world
+from tests.e2e.helpers import table_counts
+
+VOLUNTEER = 4001
+INSIDE = (30.7512, 120.7588)  # in 南湖区
+FAR_AWAY = (39.9042, 116.4074)
+
+
+async def _next(h: Harness, mark: int) -> SentMessage:
+    return (await h.sb.wait_messages(VOLUNTEER, n=1, since=mark))[0]
+
+
+async def _tap(h: Harness, message: SentMessage, button: str) -> SentMessage:
+    mark = h.sb.mark()
+    h.sb.press(VOLUNTEER, message, text=button)
+    return await _next(h, mark)
+
+
+async def test_report_in_private_across_a_restart(sqlite_url: str, tmp_path: Path) -> None:
+    sb = Sandbox(TOKEN, limits=TelegramLimits().scaled(0.05))
+    await sb.start()
+    try:
+        async with running_bot(
+            sqlite_url, admin_ids=[ADMIN], sandbox=sb, media_dir=tmp_path / "media"
+        ) as h:
+            await start_world(h)
+            await h.reply_to(ADMIN, "/start")
+            step = await h.reply_to(VOLUNTEER, "/report")
+            assert "第1步" in step.content and step.buttons[-1] == ["取消"]
+            step = await _tap(h, step, "露天焚烧")
+            assert "第2步" in step.content
+            assert "至少一张照片" in await h.press_answer(VOLUNTEER, step, "完成")  # none yet
+            mark = h.sb.mark()
+            h.sb.send_photo(VOLUNTEER)
+            received = await _next(h, mark)
+            assert "已收到照片" in received.content
+            step = await _tap(h, received, "完成")
+            assert "第3步" in step.content
+            back = await _tap(h, step, "« 上一步")
+            assert "第2步" in back.content
+            step = await _tap(h, back, "完成")
+            assert "第3步" in step.content
+        # The bot stops here, mid-conversation, and starts again on the same database.
+        async with running_bot(
+            sqlite_url, admin_ids=[ADMIN], sandbox=sb, media_dir=tmp_path / "media"
+        ) as h:
+            step = await h.reply_to(VOLUNTEER, "河边有人焚烧秸秆，烟很大")
+            assert "第4步" in step.content
+            mark = h.sb.mark()
+            h.sb.send_location(VOLUNTEER, *FAR_AWAY)
+            assert "不在本区范围内" in (await _next(h, mark)).content
+            mark = h.sb.mark()
+            h.sb.send_location(VOLUNTEER, *INSIDE)
+            step = await _next(h, mark)
+            assert "第5步" in step.content
+            confirm = await _tap(h, step, "东桥村")
+            assert "请确认" in confirm.content and "照片：1 张" in confirm.content
+            assert "河边有人焚烧秸秆" in confirm.content
+            mark = h.sb.mark()
+            done = await _tap(h, confirm, "✅ 提交")
+            assert "上报成功，编号 NH-2026-0001" in done.content
+            photo, card = await h.sb.wait_messages(ADMIN, n=2, since=mark)
+            assert photo.photo  # the photo goes first, then the card with buttons
+            assert "NH-2026-0001" in card.content and card.buttons[-1] == ["交办", "不予受理"]
+            # A second tap on the old confirm button: the conversation is over.
+            before = await table_counts(h)
+            answer = h.sb.press(VOLUNTEER, confirm, text="✅ 提交")
+            assert "失效" in ((await h.sb.wait_answer(answer)).text or "")
+            assert await table_counts(h) == before
+            async with h.db.begin() as session:
+                problem = (await session.scalars(select(models.Problem))).one()
+            assert problem.category == "open_burning" and problem.village_id is not None
+            assert (problem.latitude, problem.longitude) == INSIDE
+    finally:
+        await sb.stop()
+
+
+async def test_cancel_and_bad_input_in_the_conversation(bot: Harness) -> None:
+    step = await bot.reply_to(VOLUNTEER, "/report")
+    step = await _tap(bot, step, "噪声")
+    assert "请先发送至少一张照片" in await bot.press_answer(VOLUNTEER, step, "完成")
+    mark = bot.sb.mark()
+    bot.sb.send_document(VOLUNTEER, b"not a picture", "notes.txt", "text/plain")
+    assert "不是图片" in (await _next(bot, mark)).content
+    mark = bot.sb.mark()
+    bot.sb.send_photo(VOLUNTEER, declared_size=21 * 1024 * 1024)
+    assert "超过 20MB" in (await _next(bot, mark)).content
+    mark = bot.sb.mark()
+    bot.sb.send_photo(VOLUNTEER)
+    step = await _tap(bot, await _next(bot, mark), "完成")
+    assert "太长了" in (await bot.reply_to(VOLUNTEER, "长" * 1001)).content
+    assert "第4步" in (await bot.reply_to(VOLUNTEER, "工地夜间施工噪声")).content
+    assert "已取消" in (await bot.reply_to(VOLUNTEER, "/cancel")).content
+    assert "没看懂" in (await bot.reply_to(VOLUNTEER, "还在吗")).content
+    assert "没有进行中的操作" in (await bot.reply_to(VOLUNTEER, "/cancel")).content
+    async with bot.db.begin() as session:
+        assert (await session.scalars(select(models.Problem))).all() == []
+        assert (await session.scalars(select(models.Draft))).all() == []

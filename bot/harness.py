@@ -74,6 +74,25 @@ class Harness:
     async def reply_to(self, user_id: int, text: str, **kwargs: Any) -> SentMessage:
         return (await self.say(user_id, text, **kwargs))[0]
 
+    async def wait_for(
+        self, chat_id: int, since: int, containing: str, *, timeout: float = 10.0
+    ) -> SentMessage:
+        """The bot's latest message to ``chat_id`` after ``since`` whose text contains
+        ``containing`` (waiting for it if need be)."""
+
+        def found() -> SentMessage | None:
+            hits = [m for m in self.sb.sent(chat_id) if m.seq > since and containing in m.content]
+            return hits[-1] if hits else None
+
+        await self.sb.wait_until(
+            lambda: found() is not None,
+            timeout=timeout,
+            what=f"a message to {chat_id} containing {containing!r}",
+        )
+        message = found()
+        assert message is not None
+        return message
+
     async def press(self, user_id: int, message: SentMessage, button: str) -> SentMessage:
         """Tap ``button``; returns the message as the bot edited it, or the bot's next one."""
         mark = self.sb.mark()

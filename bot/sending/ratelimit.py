@@ -236,7 +236,15 @@ class ChatRateLimiter(BaseRateLimiter[None]):
         while True:
             await self._wait_turn(chat, cost)
             try:
-                result = await callback(*args, **kwargs)
+                try:
+                    result = await callback(*args, **kwargs)
+                finally:
+                    if chat is not None and cost:
+                        # Telegram counts a message when it arrives, somewhere between the slot
+                        # being taken and the answer coming back; a busy event loop can delay
+                        # the request. Counting from the answer keeps the next message of this
+                        # chat (held behind the chat's lock) a full window after it.
+                        chat.window.restamp(self._clock(), cost)
             except RetryAfter as exc:
                 if retries_429 >= self.max_retries:
                     self.stats.gave_up += 1

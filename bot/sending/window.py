@@ -46,6 +46,14 @@ class SlidingWindow:
     def record(self, now: float, cost: int = 1) -> None:
         self._times.extend([now] * min(cost, self.n))
 
+    def restamp(self, now: float, cost: int = 1) -> None:
+        """Move the latest ``cost`` events to ``now``: the caller learnt they happened later
+        than first recorded. Only valid while no other event was recorded after them."""
+        k = min(cost, self.n, len(self._times))
+        for _ in range(k):
+            self._times.pop()
+        self._times.extend([now] * k)
+
     def idle(self, now: float) -> bool:
         """True when no past event still counts: the key's state can be dropped."""
         self._prune(now)

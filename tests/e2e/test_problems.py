@@ -85,15 +85,6 @@ async def _assign(h: Harness, card: SentMessage) -> None:
     assert "已交办" in await h.press_answer(ADMIN, menu, menu.buttons[0][0])
 
 
-async def _last_to(h: Harness, chat_id: int, since: int, containing: str) -> SentMessage:
-    for _ in range(50):
-        found = [m for m in h.sb.sent(chat_id) if m.seq > since and containing in m.content]
-        if found:
-            return found[-1]
-        await h.sb.wait_messages(chat_id, n=1, since=h.sb.sent(chat_id)[-1].seq, timeout=10)
-    raise AssertionError(f"nothing containing {containing!r} to {chat_id}")
-
-
 async def test_photo_report_in_group_becomes_a_problem(loop: Harness) -> None:
     card = await _report_in_group(loop)
     code = _code(card)
@@ -176,11 +167,11 @@ async def test_the_whole_loop_fail_once_then_pass(loop: Harness) -> None:
     menu = await h.press(ADMIN, menu, "✓ 东桥镇")
     assert menu.buttons[0][0] == "3 天（默认）"  # open burning: 3 days by default
     await h.press(ADMIN, menu, "3 天（默认）")
-    task = await _last_to(h, LIAISON, mark, "交办给您单位")
+    task = await h.wait_for(LIAISON, mark, "交办给您单位")
     assert code in task.content and task.buttons == [["提交整改", "申请延期"]]
     assert any(m.photo for m in h.sb.sent(LIAISON) if m.seq > mark)  # the photo came along
-    assert "已交办给东桥镇" in (await _last_to(h, GROUP, mark, "已交办")).content
-    assert "已交办给东桥镇" in (await _last_to(h, INSPECTOR, mark, "已交办")).content
+    assert "已交办给东桥镇" in (await h.wait_for(GROUP, mark, "已交办")).content
+    assert "已交办给东桥镇" in (await h.wait_for(INSPECTOR, mark, "已交办")).content
     assert OTHER_LIAISON not in {m.chat_id for m in h.sb.sent() if m.seq > mark}
     problem = await _problem(h, code)
     assert problem.status == "rectifying" and problem.deadline is not None
@@ -198,36 +189,36 @@ async def test_the_whole_loop_fail_once_then_pass(loop: Harness) -> None:
 
     mark = h.sb.mark()
     await rectify("已清理焚烧点")
-    check = await _last_to(h, INSPECTOR, mark, "请核查")
+    check = await h.wait_for(INSPECTOR, mark, "请核查")
     assert check.buttons == [["通过（销号）", "不通过"]]
     assert (await _problem(h, code)).status == "pending_check"
-    assert "正在核查" in (await _last_to(h, INSPECTOR, mark, "正在核查")).content  # as reporter
+    assert "正在核查" in (await h.wait_for(INSPECTOR, mark, "正在核查")).content  # as reporter
 
     # The inspector fails it with a typed reason.
     assert "私聊" in await h.press_answer(INSPECTOR, check, "不通过")
-    asked = await _last_to(h, INSPECTOR, h.sb.mark() - 3, "不通过的原因")
+    asked = await h.wait_for(INSPECTOR, h.sb.mark() - 3, "不通过的原因")
     assert "NH-2026-0001" in asked.content
     mark = h.sb.mark()
     assert "已退回整改" in (await h.reply_to(INSPECTOR, "仍有残留垃圾")).content
-    back = await _last_to(h, LIAISON, mark, "核查不通过")
+    back = await h.wait_for(LIAISON, mark, "核查不通过")
     assert "仍有残留垃圾" in back.content
     assert (await _problem(h, code)).status == "rectifying"
 
     task = back
     mark = h.sb.mark()
     await rectify("残留已全部清除")
-    check = await _last_to(h, ADMIN, mark, "请核查")
+    check = await h.wait_for(ADMIN, mark, "请核查")
     mark = h.sb.mark()
     assert "已销号" in await h.press_answer(ADMIN, check, "通过（销号）")
-    assert "已整改销号" in (await _last_to(h, GROUP, mark, "销号")).content
-    assert "感谢" in (await _last_to(h, INSPECTOR, mark, "销号")).content
+    assert "已整改销号" in (await h.wait_for(GROUP, mark, "销号")).content
+    assert "感谢" in (await h.wait_for(INSPECTOR, mark, "销号")).content
     problem = await _problem(h, code)
     assert problem.status == "closed" and problem.submitted_on_time is True
     assert await _count(loop, models.ProblemPhoto) == 3  # one before, two after
 
     m = h.sb.mark()
     h.sb.send_text(ADMIN, f"/issue {code}")
-    history = (await _last_to(h, ADMIN, m, "处理记录")).content
+    history = (await h.wait_for(ADMIN, m, "处理记录")).content
     shown = [msg for msg in h.sb.sent(ADMIN) if msg.seq > m]
     assert [len(msg.photo) for msg in shown] == [1, 1, 1, 0]  # before, the after album, card
     for step in ("上报", "交办", "提交整改", "核查不通过：仍有残留垃圾", "核查通过，销号"):
@@ -243,7 +234,7 @@ async def test_reject_with_a_preset_reason(loop: Harness) -> None:
     assert "已不予受理" in await loop.press_answer(ADMIN, menu, "重复上报")
     problem = await _problem(loop, code)
     assert problem.status == "rejected"
-    notice = await _last_to(loop, INSPECTOR, mark, "不予受理")
+    notice = await loop.wait_for(INSPECTOR, mark, "不予受理")
     assert "重复上报" in notice.content
 
 
@@ -252,13 +243,13 @@ async def test_extension_asked_refused_then_approved(loop: Harness) -> None:
     code = _code(card)
     mark = loop.sb.mark()
     await _assign(loop, card)
-    task = await _last_to(loop, LIAISON, mark, "交办给您单位")
+    task = await loop.wait_for(LIAISON, mark, "交办给您单位")
     deadline = (await _problem(loop, code)).deadline
     assert deadline is not None
     choose = await loop.press(LIAISON, task, "申请延期")
     mark = loop.sb.mark()
     assert "延期申请已提交" in await loop.press_answer(LIAISON, choose, "7 天")
-    ask = await _last_to(loop, ADMIN, mark, "申请延期")
+    ask = await loop.wait_for(ADMIN, mark, "申请延期")
     assert (await _problem(loop, code)).extension_until == deadline + timedelta(days=7)
     pending = await loop.press_answer(LIAISON, choose, data=f"p:ext:{code}:3")
     assert "已有延期申请" in pending
@@ -266,11 +257,11 @@ async def test_extension_asked_refused_then_approved(loop: Harness) -> None:
     await loop.press_answer(ADMIN, ask, "不同意")
     mark = loop.sb.mark()
     await loop.reply_to(ADMIN, "理由不充分")
-    assert "理由不充分" in (await _last_to(loop, LIAISON, mark, "未获批准")).content
+    assert "理由不充分" in (await loop.wait_for(LIAISON, mark, "未获批准")).content
     assert (await _problem(loop, code)).deadline == deadline
     mark = loop.sb.mark()
     await loop.press_answer(LIAISON, choose, data=f"p:ext:{code}:7")
-    ask = await _last_to(loop, ADMIN, mark, "申请延期")
+    ask = await loop.wait_for(ADMIN, mark, "申请延期")
     assert "已同意延期" in await loop.press_answer(ADMIN, ask, "同意延期")
     assert (await _problem(loop, code)).deadline == deadline + timedelta(days=7)
 

@@ -352,7 +352,7 @@ async def _run(db: Database, cast: Cast, reporter: str, length: int, data: st.Da
 
 
 @settings(
-    max_examples=30,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )

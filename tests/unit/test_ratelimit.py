@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import selectors
 import time
 import warnings
@@ -508,3 +509,40 @@ async def test_real_clock_and_sleep_by_default() -> None:
     started = time.monotonic()
     await asyncio.gather(*(send(limiter, rec, 42) for _ in range(5)))
     assert time.monotonic() - started >= 4 * limits.private_chat.window_s  # sleeps never end early
+
+
+def test_restamp_moves_the_latest_events() -> None:
+    w = SlidingWindow(2, 1.0)
+    w.record(0.0)
+    w.record(0.5)
+    w.restamp(0.8)
+    assert w.delay(1.0) == pytest.approx(0.0)  # 0.0 has left; 0.8 is the only one that counts
+    assert w.delay(1.0, cost=2) == pytest.approx(0.8)
+
+
+def test_a_slow_send_spaces_the_next_from_its_answer() -> None:
+    """The request may reach Telegram late (a busy loop, a slow network): the chat's next
+    message waits a full window from the answer, not from when the slot was taken."""
+
+    async def scenario() -> None:
+        limiter = make_limiter()
+        arrivals: list[float] = []
+        latencies = [0.4, 0.0, 0.0]  # the first request is slow on its way, the rest are not
+
+        async def slow_then_arrive(chat_id: Any, label: Any = None, cost: int = 1) -> bool:
+            await asyncio.sleep(latencies[len(arrivals)])
+            arrivals.append(now())  # it arrives just before the answer comes back
+            return True
+
+        await asyncio.gather(
+            *(
+                limiter.process_request(
+                    slow_then_arrive, (42,), {}, "sendMessage", {"chat_id": 42}, None
+                )
+                for _ in range(3)
+            )
+        )
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        assert all(gap >= 1.0 for gap in gaps), gaps
+
+    run(scenario())

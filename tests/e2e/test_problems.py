@@ -344,3 +344,18 @@ async def test_photos_land_in_the_media_store(loop: Harness) -> None:
         await asyncio.sleep(0.05)
     assert stored == digest
     assert loop.services.media.get(digest) == image
+
+
+async def test_album_parts_a_second_apart_still_make_one_problem(loop: Harness) -> None:
+    mark = loop.sb.mark()
+    await loop.sb.send_album(INSPECTOR, 3, chat_id=GROUP, caption="#问题 畜禽粪污直排", delay_s=1.0)
+    card = (await loop.sb.wait_messages(GROUP, n=1, since=mark, timeout=15))[0]
+    assert "类别：畜禽粪污" in card.content
+    assert await _count(loop, models.Problem) == 1
+    assert await _count(loop, models.ProblemPhoto) == 3
+
+
+async def test_a_bare_tag_is_a_report_without_description(loop: Harness) -> None:
+    card = await _report_in_group(loop, caption="#问题")
+    assert _code(card) == "NH-2026-0001" and "描述" not in card.content
+    assert card.buttons[0][0] == "工业源污染"  # the category is asked for

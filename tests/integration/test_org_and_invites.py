@@ -224,3 +224,40 @@ async def test_admin_from_config_gets_district_when_imported_later(db: Database)
         await people.ensure_configured_admin(s, stranger, [1001], district.id)
         assert (await people.load_actor(s, stranger)).roles == ()
     assert [(r.role, r.area_name) for r in actor.roles] == [(Role.admin, "南湖区")]
+
+
+async def test_nearby_duplicates_within_200_m_and_7_days(db: Database) -> None:
+    from bot.services.problems import PhotoIn, ReportIn, find_duplicates, report_problem
+
+    async with db.begin() as s:
+        reporter = await people.ensure_person(s, 7001, "R", None)
+        first = await report_problem(
+            s,
+            ReportIn(
+                reporter.id,
+                "open_burning",
+                "a",
+                [PhotoIn("f1", "u1")],
+                1,
+                "k1",
+                latitude=30.75,
+                longitude=120.76,
+            ),
+            now=NOW,
+            code_prefix="NH",
+            zone_year=2026,
+        )
+    lat_150m = 30.75 + 150 / 111_000
+    lat_300m = 30.75 + 300 / 111_000
+    async with db.begin() as s:
+        near = await find_duplicates(s, ["other"], "open_burning", lat_150m, 120.76, NOW)
+        far = await find_duplicates(s, ["other"], "open_burning", lat_300m, 120.76, NOW)
+        other_kind = await find_duplicates(s, ["other"], "noise", lat_150m, 120.76, NOW)
+        later = await find_duplicates(
+            s, ["other"], "open_burning", lat_150m, 120.76, NOW + timedelta(days=8)
+        )
+        same_photo = await find_duplicates(s, ["u1"], "noise", None, None, NOW)
+    code = first.problem.code
+    assert [(d.code, d.why) for d in near] == [(code, "nearby")]
+    assert far == [] and other_kind == [] and later == []
+    assert [(d.code, d.why) for d in same_photo] == [(code, "same_photo")]

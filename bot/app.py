@@ -13,6 +13,7 @@ from bot.db import Database, migrate
 from bot.i18n import Catalogues
 from bot.limits import TelegramLimits
 from bot.rules import Rules, load_rules
+from bot.sending.outbox_sender import OutboxSender
 from bot.sending.ratelimit import ChatRateLimiter
 from bot.services.media import MediaStore
 from bot.settings import Settings
@@ -26,11 +27,12 @@ from handlers import (
     lang,
     problem_actions,
     problem_queries,
+    remind,
     report_dialog,
     reports,
     start,
 )
-from jobs import albums, media
+from jobs import albums, media, reminders
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -47,10 +49,11 @@ HANDLER_MODULES = (
     report_dialog,
     problem_actions,
     problem_queries,
+    remind,
     errors,
     fallback,
 )
-JOB_MODULES = (albums, media)
+JOB_MODULES = (albums, media, reminders)
 
 
 def build_application(
@@ -71,10 +74,20 @@ def build_application(
     )
     limits = TelegramLimits().scaled(settings.rate_limit_scale)
 
+    sender: OutboxSender | None = None
+
     async def post_init(app: GGApplication) -> None:
+        nonlocal sender
         if migrate_on_start:
             await migrate(services.db)
         await help.set_menus(app, services)
+        sender = OutboxSender(app.bot, services)
+        services.wake_outbox = sender.wake
+        sender.start()
+
+    async def post_stop(_app: GGApplication) -> None:
+        if sender is not None:
+            await sender.stop()
 
     async def post_shutdown(_app: GGApplication) -> None:
         await services.db.dispose()
@@ -86,6 +99,7 @@ def build_application(
         .rate_limiter(ChatRateLimiter(limits=limits))
         .defaults(Defaults(tzinfo=settings.zone))
         .post_init(post_init)
+        .post_stop(post_stop)
         .post_shutdown(post_shutdown)
     )
     if settings.api_urls is not None:

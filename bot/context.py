@@ -28,6 +28,8 @@ class Services:
     i18n: Catalogues
     media: MediaStore
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Set once the outbox sender runs: tells it new rows are waiting.
+    wake_outbox: Callable[[], None] = field(default=lambda: None)
 
     def now(self) -> datetime:
         return self.clock()

@@ -391,6 +391,23 @@ def photos_done_keyboard(context: Context) -> InlineKeyboardMarkup:
     )
 
 
+async def show_card(context: Context, code: str) -> None:
+    """The card privately, with the buttons this person may use on it now."""
+    actor = context.actor
+    assert actor is not None
+    card = await load_card(context, code)
+    if card is None:
+        await notify(context, actor.telegram_id, context._("problem.unknown_code", code=code))
+        return
+    markup = None
+    async with context.services.db.begin() as session:
+        if await problems.precheck(session, code, Action.submit, actor.person_id) is True:
+            markup = liaison_keyboard(context._, code)
+        elif await problems.precheck(session, code, Action.pass_check, actor.person_id) is True:
+            markup = check_keyboard(context._, code)
+    await notify(context, actor.telegram_id, card_text(context, card), markup)
+
+
 async def _start_rectification(context: Context, update: Update, code: str) -> None:
     query = update.callback_query
     actor = context.actor
@@ -437,6 +454,9 @@ async def problem_button(update: Update, context: Context) -> None:
             await _assign_menu(context, update, code, args)
         elif verb == "rej":
             await _reject_menu(context, update, code, args)
+        elif verb == "show":
+            await query.answer()
+            await show_card(context, code)
         elif verb == "sub":
             await _start_rectification(context, update, code)
         elif verb == "ext":

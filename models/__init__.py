@@ -3,6 +3,7 @@
 from models.base import Base
 from models.drafts import Draft
 from models.org import Area, Chat, Invite, InviteUse, Person, RoleGrant
+from models.outbox import OutboxMessage
 from models.problems import IntakePart, Problem, ProblemEvent, ProblemPhoto
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "IntakePart",
     "Invite",
     "InviteUse",
+    "OutboxMessage",
     "Person",
     "Problem",
     "ProblemEvent",

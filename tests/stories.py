@@ -7,6 +7,7 @@ import itertools
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -84,8 +85,8 @@ async def story(
     world.codes.append(code)
     for step in steps:
         name, at = step[0], step[1]
-        extra = step[2] if len(step) == 3 else None  # type: ignore[misc]
-        kwargs: dict[str, object] = {}
+        extra = step[2] if len(step) == 3 else None
+        kwargs: dict[str, Any] = {}
         match name:
             case "assign":
                 action = Action.assign
@@ -109,6 +110,6 @@ async def story(
                 raise ValueError(name)
         outcome = await problems.transition(
             session, code, action, world.admin_id, now=at + timedelta(seconds=1), **kwargs
-        )  # type: ignore[arg-type]
+        )
         assert outcome is not None and not isinstance(outcome, str), (code, name, outcome)
     return code

@@ -21,7 +21,7 @@ from bot.services.charts import (
     render_ranking_chart,
 )
 from bot.services.org import parse_org_file
-from bot.services.ranking import Change, ChangeKind, SubjectCounts, rank_subjects
+from bot.services.ranking import Change, ChangeKind, Standings, SubjectCounts, rank_subjects
 from bot.services.windows import WindowKind, period
 from handlers.ranking_views import chart_text
 
@@ -38,7 +38,7 @@ def _names() -> list[str]:
     return [a.name for a in org if a.kind == "subject"] + HARD_NAMES
 
 
-def _standings() -> tuple:
+def _standings() -> tuple[Standings, dict[int, Change]]:
     rows = [
         SubjectCounts(i + 1, name, assigned=4, closed=i % 5, closed_on_time=i % 3,
                       due=i % 5 + 1, overdue=1, longest_overdue_days=float(i))

@@ -7,6 +7,7 @@ than 7 days: red; fewer than the minimum sample assigned: listed apart.
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_score(counts: SubjectCounts, expected: float) -> None:
     assert score(counts, DEFAULT) == expected
 
 
-def _table(rows: list[SubjectCounts], rules: RankingRules = DEFAULT) -> list[tuple]:
+def _table(rows: list[SubjectCounts], rules: RankingRules = DEFAULT) -> list[tuple[Any, ...]]:
     standings = rank_subjects(rows, rules)
     return [(r.name, r.rank, r.score, r.code) for r in standings.ranked]
 

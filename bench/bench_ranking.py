@@ -299,9 +299,7 @@ async def bench_postgres(rows: int, repeat: int) -> dict[str, float] | None:
     server = PG_SERVER.rsplit("/", 1)[0]
     url = f"{server}/{name}"
     try:
-        await asyncio.to_thread(
-            migrate_url, url.replace("postgresql://", "postgresql+asyncpg://")
-        )
+        await asyncio.to_thread(migrate_url, url.replace("postgresql://", "postgresql+asyncpg://"))
         conn = await asyncpg.connect(url)
         started = time.perf_counter()
         areas, subject_ids = _org_rows()

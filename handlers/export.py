@@ -109,8 +109,10 @@ async def export_command(update: Update, context: Context) -> None:
             sheets.append(sheet)
     await progress.show("writing", len(sheets), len(sheets), force=True)
     data = await asyncio.to_thread(ledger.workbook_bytes, sheets, services.settings.zone)
-    stamp = window.first.isoformat() if window.first == window.last else (
-        f"{window.first.isoformat()}_{window.last.isoformat()}"
+    stamp = (
+        window.first.isoformat()
+        if window.first == window.last
+        else (f"{window.first.isoformat()}_{window.last.isoformat()}")
     )
     await message.reply_document(
         data,

@@ -40,8 +40,9 @@ def window_label(tr: Translator, window: Window) -> str:
         case WindowKind.range:
             if window.first == window.last:
                 return window.first.isoformat()
-            return tr("rank.window.range", first=window.first.isoformat(),
-                      last=window.last.isoformat())
+            return tr(
+                "rank.window.range", first=window.first.isoformat(), last=window.last.isoformat()
+            )
 
 
 def _number(value: float) -> str:
@@ -88,8 +89,11 @@ def row_line(tr: Translator, row: RankingRow, change: Change | None) -> str:
 
 def chart_text(tr: Translator, window: Window, as_of: datetime) -> ChartText:
     return ChartText(
-        title=tr("rank.chart_title", window=window_label(tr, window),
-                 as_of=as_of.strftime("%Y-%m-%d %H:%M")),
+        title=tr(
+            "rank.chart_title",
+            window=window_label(tr, window),
+            as_of=as_of.strftime("%Y-%m-%d %H:%M"),
+        ),
         axis=tr("rank.chart_axis"),
         legend={code.value: code_name(tr, code) for code in Code},
         empty=tr("rank.none_ranked"),

@@ -67,8 +67,7 @@ async def write_weekly_ranking(services: Services) -> int:
     async with services.db.begin() as session:
         for group in groups:
             focus = group.area_id if group.area_kind is AreaKind.subject else None
-            post = compose_ranking(tr, posted.standings, changes, posted.window, as_of,
-                                   focus=focus)
+            post = compose_ranking(tr, posted.standings, changes, posted.window, as_of, focus=focus)
             for index, text in enumerate(post.parts):
                 payload: dict[str, Any] = {"text": text}
                 if index == 0 and chart_sha is not None:

@@ -101,7 +101,11 @@ async def story(
                 action, kwargs = Action.reject, {"reason": "重复上报"}
             case "extend":
                 outcome = await problems.transition(
-                    session, code, Action.request_extension, world.admin_id, now=at,
+                    session,
+                    code,
+                    Action.request_extension,
+                    world.admin_id,
+                    now=at,
                     deadline=extra,
                 )
                 assert not isinstance(outcome, str) and outcome is not None, outcome

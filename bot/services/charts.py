@@ -86,9 +86,7 @@ def change_mark(change: Change | None, new_mark: str = "new") -> str:
             return "–"
 
 
-def chart_labels(
-    standings: Standings, changes: Mapping[int, Change], text: ChartText
-) -> list[str]:
+def chart_labels(standings: Standings, changes: Mapping[int, Change], text: ChartText) -> list[str]:
     """Every string the chart draws (what the glyph test checks)."""
     labels = [text.title, text.axis, *text.legend.values()]
     if not standings.ranked:

@@ -252,9 +252,7 @@ def reason_text(tr: Translate, reasons: Sequence[Reason]) -> str:
     return tr("list.separator").join(tr(f"rank.reason.{r.kind}", **r.values) for r in reasons)
 
 
-async def ranking_sheet(
-    session: AsyncSession, request: ExportRequest, progress: Progress
-) -> Sheet:
+async def ranking_sheet(session: AsyncSession, request: ExportRequest, progress: Progress) -> Sheet:
     """The ranking of the chosen window, with every count behind each score."""
     tr = request.tr
     await progress("ranking", 0, 1)
@@ -330,10 +328,10 @@ FORMATS: dict[Kind, str] = {
 }
 
 
-def _excel_value(value: Any, kind: Kind, zone: tzinfo) -> Any:
+def _excel_value(value: Any, zone: tzinfo) -> Any:
     if isinstance(value, datetime):
-        # Excel has no time zones: the local wall-clock time, as people read it.
-        return value.astimezone(zone).replace(tzinfo=None)
+        # Excel has no time zones: the local wall-clock time as people read it, to the second.
+        return value.astimezone(zone).replace(tzinfo=None, microsecond=0)
     return value
 
 
@@ -356,7 +354,7 @@ def workbook_bytes(sheets: Sequence[Sheet], zone: tzinfo) -> bytes:
             for index, (column, value) in enumerate(zip(sheet.columns, values, strict=True)):
                 styled = value if isinstance(value, Cell) else None
                 raw = styled.value if styled is not None else value
-                cell = ws.cell(row_number, index + 1, _excel_value(raw, column.kind, zone))
+                cell = ws.cell(row_number, index + 1, _excel_value(raw, zone))
                 if column.kind in FORMATS and raw is not None:
                     cell.number_format = FORMATS[column.kind]
                 if styled is not None and styled.fill:

@@ -94,16 +94,13 @@ def _row(stored: RankingSnapshotRow) -> RankingRow:
         rectify_days_total=stored.rectify_days_total,
     )
     reasons = tuple(
-        Reason(str(r["kind"]), {k: v for k, v in r.items() if k != "kind"})
-        for r in stored.reasons
+        Reason(str(r["kind"]), {k: v for k, v in r.items() if k != "kind"}) for r in stored.reasons
     )
     code = Code(stored.code) if stored.code is not None else None
     return RankingRow(counts, stored.score, stored.rank, code, reasons)
 
 
-async def _load(
-    session: AsyncSession, snapshot: RankingSnapshot, zone: tzinfo
-) -> PostedRanking:
+async def _load(session: AsyncSession, snapshot: RankingSnapshot, zone: tzinfo) -> PostedRanking:
     stored = await session.scalars(
         select(RankingSnapshotRow)
         .where(RankingSnapshotRow.snapshot_id == snapshot.id)
@@ -121,9 +118,7 @@ async def _load(
     return PostedRanking(snapshot.period, window, snapshot.taken_at, standings)
 
 
-async def posted_ranking(
-    session: AsyncSession, period: str, zone: tzinfo
-) -> PostedRanking | None:
+async def posted_ranking(session: AsyncSession, period: str, zone: tzinfo) -> PostedRanking | None:
     snapshot = (
         await session.scalars(select(RankingSnapshot).where(RankingSnapshot.period == period))
     ).first()

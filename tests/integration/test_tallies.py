@@ -31,46 +31,99 @@ async def _history(db: Database) -> World:
     async with db.begin() as s:
         w = await make_world(s)
         # p1 closed on time: 5 days to rectify
-        await story(s, w, "NH-DQ", local(2026, 3, 1, 9),
-                    ("assign", local(2026, 3, 1), local(2026, 3, 8)),
-                    ("submit", local(2026, 3, 6)), ("pass", local(2026, 3, 7)))
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 3, 1, 9),
+            ("assign", local(2026, 3, 1), local(2026, 3, 8)),
+            ("submit", local(2026, 3, 6)),
+            ("pass", local(2026, 3, 7)),
+        )
         # p2 closed late: submitted after its deadline, 6 days
-        await story(s, w, "NH-DQ", local(2026, 5, 1, 9),
-                    ("assign", local(2026, 5, 1), local(2026, 5, 4)),
-                    ("submit", local(2026, 5, 7)), ("pass", local(2026, 5, 8)))
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 5, 1, 9),
+            ("assign", local(2026, 5, 1), local(2026, 5, 4)),
+            ("submit", local(2026, 5, 7)),
+            ("pass", local(2026, 5, 8)),
+        )
         # p3 open and overdue since 11-10
-        await story(s, w, "NH-DQ", local(2026, 11, 1, 9),
-                    ("assign", local(2026, 11, 1), local(2026, 11, 10)))
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 11, 1, 9),
+            ("assign", local(2026, 11, 1), local(2026, 11, 10)),
+        )
         # p4 open, not yet due: counts against nobody
-        await story(s, w, "NH-DQ", local(2026, 11, 20, 9),
-                    ("assign", local(2026, 11, 20), local(2026, 11, 30)))
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 11, 20, 9),
+            ("assign", local(2026, 11, 20), local(2026, 11, 30)),
+        )
         # p5 assigned, then rejected: excluded
-        await story(s, w, "NH-DQ", local(2026, 6, 1, 9),
-                    ("assign", local(2026, 6, 1), local(2026, 6, 8)), ("reject", local(2026, 6, 2)))
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 6, 1, 9),
+            ("assign", local(2026, 6, 1), local(2026, 6, 8)),
+            ("reject", local(2026, 6, 2)),
+        )
         # p6 assigned last year and still overdue: outside the window
-        await story(s, w, "NH-DQ", local(2025, 12, 1, 9),
-                    ("assign", local(2025, 12, 1), local(2025, 12, 8)))
+        await story(
+            s, w, "NH-DQ", local(2025, 12, 1, 9), ("assign", local(2025, 12, 1), local(2025, 12, 8))
+        )
         # p7 only reported: no subject yet
         await story(s, w, None, local(2026, 11, 22, 9))
         # p8 submitted on time but not yet checked, and the deadline (10-08) has passed: open
         # and past its deadline is overdue (DESIGN.md §3)
-        await story(s, w, "NH-DQ", local(2026, 10, 1, 9),
-                    ("assign", local(2026, 10, 1), local(2026, 10, 8)),
-                    ("submit", local(2026, 10, 5)))
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 10, 1, 9),
+            ("assign", local(2026, 10, 1), local(2026, 10, 8)),
+            ("submit", local(2026, 10, 5)),
+        )
         # p9 submitted on time, failed, submitted again late, passed: the accepted one was late
-        await story(s, w, "NH-DQ", local(2026, 9, 1, 9),
-                    ("assign", local(2026, 9, 1), local(2026, 9, 8)),
-                    ("submit", local(2026, 9, 5)), ("fail", local(2026, 9, 6)),
-                    ("submit", local(2026, 9, 20)), ("pass", local(2026, 9, 21)))
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 9, 1, 9),
+            ("assign", local(2026, 9, 1), local(2026, 9, 8)),
+            ("submit", local(2026, 9, 5)),
+            ("fail", local(2026, 9, 6)),
+            ("submit", local(2026, 9, 20)),
+            ("pass", local(2026, 9, 21)),
+        )
         # p10 extended from 08-04 to 08-20 and submitted on 08-15: on time by the deadline then
-        await story(s, w, "NH-DQ", local(2026, 8, 1, 9),
-                    ("assign", local(2026, 8, 1), local(2026, 8, 4)),
-                    ("extend", local(2026, 8, 2), local(2026, 8, 20)),
-                    ("submit", local(2026, 8, 15)), ("pass", local(2026, 8, 16)))
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 8, 1, 9),
+            ("assign", local(2026, 8, 1), local(2026, 8, 4)),
+            ("extend", local(2026, 8, 2), local(2026, 8, 20)),
+            ("submit", local(2026, 8, 15)),
+            ("pass", local(2026, 8, 16)),
+        )
         # 西山街道: one, closed on time
-        await story(s, w, "NH-XS", local(2026, 4, 1, 9),
-                    ("assign", local(2026, 4, 1), local(2026, 4, 8)),
-                    ("submit", local(2026, 4, 2)), ("pass", local(2026, 4, 3)))
+        await story(
+            s,
+            w,
+            "NH-XS",
+            local(2026, 4, 1, 9),
+            ("assign", local(2026, 4, 1), local(2026, 4, 8)),
+            ("submit", local(2026, 4, 2)),
+            ("pass", local(2026, 4, 3)),
+        )
     return w
 
 

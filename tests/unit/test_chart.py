@@ -40,8 +40,16 @@ def _names() -> list[str]:
 
 def _standings() -> tuple[Standings, dict[int, Change]]:
     rows = [
-        SubjectCounts(i + 1, name, assigned=4, closed=i % 5, closed_on_time=i % 3,
-                      due=i % 5 + 1, overdue=1, longest_overdue_days=float(i))
+        SubjectCounts(
+            i + 1,
+            name,
+            assigned=4,
+            closed=i % 5,
+            closed_on_time=i % 3,
+            due=i % 5 + 1,
+            overdue=1,
+            longest_overdue_days=float(i),
+        )
         for i, name in enumerate(_names())
     ]
     standings = rank_subjects(rows, RankingRules())
@@ -102,8 +110,7 @@ def test_the_chart_renders_without_missing_glyph_warnings(locale: str) -> None:
 
 def test_a_hundred_bars_are_a_photo_telegram_accepts() -> None:
     rows = [
-        SubjectCounts(i + 1, f"东桥镇{i}", assigned=10, closed=i % 10, closed_on_time=i % 7,
-                      due=10)
+        SubjectCounts(i + 1, f"东桥镇{i}", assigned=10, closed=i % 10, closed_on_time=i % 7, due=10)
         for i in range(100)
     ]
     standings = rank_subjects(rows, RankingRules())

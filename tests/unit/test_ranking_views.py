@@ -46,8 +46,16 @@ def test_a_small_ranking_is_one_caption() -> None:
     tr = CATALOGUES.translator("zh_CN")
     rows = [
         SubjectCounts(1, "东桥镇", assigned=4, closed=4, closed_on_time=4, due=4),
-        SubjectCounts(2, "西山街道", assigned=4, closed=2, closed_on_time=1, due=3, overdue=1,
-                      longest_overdue_days=9.0),
+        SubjectCounts(
+            2,
+            "西山街道",
+            assigned=4,
+            closed=2,
+            closed_on_time=1,
+            due=3,
+            overdue=1,
+            longest_overdue_days=9.0,
+        ),
         SubjectCounts(3, "北湖镇", assigned=0),
     ]
     standings = rank_subjects(rows, RankingRules())

@@ -9,8 +9,13 @@ from bot.services.windows import Window, WindowError, WindowKind, parse_window, 
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 TODAY = date(2026, 11, 23)  # a Monday
-Y, Q, M, W, R = (WindowKind.year, WindowKind.quarter, WindowKind.month, WindowKind.week,
-                 WindowKind.range)
+Y, Q, M, W, R = (
+    WindowKind.year,
+    WindowKind.quarter,
+    WindowKind.month,
+    WindowKind.week,
+    WindowKind.range,
+)
 
 
 @pytest.mark.parametrize(

@@ -222,3 +222,28 @@ async def test_rank_errors_in_english_and_in_odd_places(ranked: Harness) -> None
     assert "I can't read" in huge.content and len(huge.content) < 600
     unbound = await h.reply_to(ADMIN, "/rank", chat_id=UNBOUND_GROUP)
     assert "/bindgroup" in unbound.content and not unbound.photo
+
+
+async def test_the_weekly_job_is_scheduled_from_the_rules_file(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "schedules: {weekly_ranking_day: 2, weekly_ranking_time: '18:30'}\n", encoding="utf-8"
+    )
+    async with running_bot(
+        sqlite_url, admin_ids=[ADMIN], media_dir=tmp_path / "media", rules_file=rules
+    ) as h:
+        assert h.app.job_queue is not None
+        (job,) = h.app.job_queue.get_jobs_by_name("weekly-ranking")
+        assert job.next_t is not None
+        local = job.next_t.astimezone(h.services.settings.zone)
+        assert (local.weekday(), local.hour, local.minute) == (2, 18, 30)  # Wednesday 18:30
+
+
+async def test_the_default_schedule_is_monday_nine(ranked: Harness) -> None:
+    assert ranked.app.job_queue is not None
+    (job,) = ranked.app.job_queue.get_jobs_by_name("weekly-ranking")
+    assert job.next_t is not None
+    local = job.next_t.astimezone(ranked.services.settings.zone)
+    assert (local.weekday(), local.hour, local.minute) == (0, 9, 0)

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 import models
 from bot.harness import Clock, Harness, running_bot
 from bot.sandbox import SentMessage
+from bot.services import outbox, people
 from bot.services.org import AreaSpec, import_org
-from bot.services.roles import AreaKind
+from bot.services.roles import AreaKind, Role
 from jobs.weekly_ranking import weekly_ranking
 from tests.e2e.conftest import ADMIN, GROUP, STRANGER, start_world
 from tests.e2e.helpers import table_counts
@@ -24,6 +25,7 @@ MONDAY = local(2026, 11, 23, 9, 0)
 TOWN_GROUP = -100_901
 UNBOUND_GROUP = -100_902
 ENGLISH = 5001
+LIAISON = 2001
 
 
 @pytest.fixture
@@ -204,9 +206,6 @@ async def test_rank_errors_in_english_and_in_odd_places(ranked: Harness) -> None
     await h.reply_to(ENGLISH, "/start")
     async with h.db.begin() as s:
         # Emma becomes a volunteer and chose English
-        from bot.services import people
-        from bot.services.roles import Role
-
         person = await people.ensure_person(s, ENGLISH, "Emma", None)
         area = await s.scalar(select(models.Area.id).where(models.Area.code == "NH-DQ-01"))
         await people.grant_role(s, person.id, Role.volunteer, area)
@@ -241,9 +240,54 @@ async def test_the_weekly_job_is_scheduled_from_the_rules_file(
         assert (local.weekday(), local.hour, local.minute) == (2, 18, 30)  # Wednesday 18:30
 
 
-async def test_the_default_schedule_is_monday_nine(ranked: Harness) -> None:
-    assert ranked.app.job_queue is not None
-    (job,) = ranked.app.job_queue.get_jobs_by_name("weekly-ranking")
+async def test_the_default_schedule_is_monday_nine(bot: Harness) -> None:
+    assert bot.app.job_queue is not None
+    (job,) = bot.app.job_queue.get_jobs_by_name("weekly-ranking")
     assert job.next_t is not None
-    local = job.next_t.astimezone(ranked.services.settings.zone)
+    local = job.next_t.astimezone(bot.services.settings.zone)
     assert (local.weekday(), local.hour, local.minute) == (0, 9, 0)
+
+
+async def test_a_liaison_sees_their_own_town_first(ranked: Harness) -> None:
+    h = ranked
+    await h.reply_to(LIAISON, "/start")
+    async with h.db.begin() as s:
+        person = await people.ensure_person(s, LIAISON, "李联络", None)
+        area = await s.scalar(select(models.Area.id).where(models.Area.code == "NH-BH"))
+        await people.grant_role(s, person.id, Role.liaison, area)
+    shown = (await h.say(LIAISON, "/rank"))[0]
+    assert shown.photo and "👉 本群单位 北湖镇：第 2/3 名，黄码，50.0分" in shown.content
+
+
+async def test_a_chart_missing_from_the_media_store_is_given_up(ranked: Harness) -> None:
+    """An outbox row naming a picture the store does not have can never be sent: it is given
+    up with the reason, and nothing reaches the group."""
+    h = ranked
+    mark = h.sb.mark()
+    async with h.db.begin() as s:
+        await outbox.enqueue(
+            s,
+            f"ranking:{GROUP}:test",
+            "ranking",
+            GROUP,
+            {"text": "x", "photo_sha256": "0" * 64},
+            now=h.services.now(),
+        )
+    h.services.wake_outbox()
+
+    async def status() -> tuple[str, str | None]:
+        async with h.db.begin() as s:
+            row = (
+                await s.execute(
+                    select(models.OutboxMessage.status, models.OutboxMessage.last_error)
+                )
+            ).one()
+            return row[0], row[1]
+
+    for _ in range(100):
+        if (await status())[0] != "pending":
+            break
+        await asyncio.sleep(0.05)
+    state, error = await status()
+    assert state == "gave_up" and error is not None and "media store" in error
+    assert [m for m in h.sb.sent(GROUP) if m.seq > mark] == []

@@ -9,6 +9,7 @@ glyph the CJK font lacks.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from matplotlib.patches import Patch
 
 from bot.services.ranking import Change, ChangeKind, Code, Standings
 
+log = logging.getLogger(__name__)
 COLOURS: dict[Code, str] = {Code.green: "#2E9E44", Code.yellow: "#F2B600", Code.red: "#D64541"}
 WIDTH_IN, DPI = 7.2, 150  # 1080 px wide: a phone screen's width
 BAR_IN, MARGIN_IN = 0.34, 1.5
@@ -88,9 +90,9 @@ def change_mark(change: Change | None, new_mark: str = "new") -> str:
 
 def chart_labels(standings: Standings, changes: Mapping[int, Change], text: ChartText) -> list[str]:
     """Every string the chart draws (what the glyph test checks)."""
-    labels = [text.title, text.axis, *text.legend.values()]
     if not standings.ranked:
         return [text.title, text.empty]
+    labels = [text.title, text.axis, *text.legend.values()]
     for row in standings.ranked:
         labels.append(f"{row.rank}  {row.name}")
         mark = change_mark(changes.get(row.subject_id), text.marks.get("new", "new"))
@@ -108,6 +110,13 @@ def render_ranking_chart(
     """The chart as PNG bytes; ``highlight`` (a subject id) is outlined in blue."""
     rows = standings.ranked
     n = len(rows)
+    missing = set().union(
+        *(missing_glyphs(label) for label in chart_labels(standings, changes, text))
+    )
+    if missing:  # a rare character in a name: DejaVu Sans may still have it
+        log.warning(
+            "the CJK font lacks %s; the chart falls back for them", "".join(sorted(missing))
+        )
     with _lock:
         family = font_family()
         with matplotlib.rc_context(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 from typing import Any
 
 from telegram.ext import Application
@@ -41,7 +42,10 @@ async def write_weekly_ranking(services: Services) -> int:
     async with services.db.begin() as session:
         posted = await snapshots.posted_ranking(session, week, zone)
         if posted is None:
-            window = period(WindowKind(rules.window), today, zone)
+            # The period that holds yesterday: on a Monday a "week" window is the week just
+            # ended, and on the first Monday of a month a "month" window is the whole month
+            # before, not a day of the new one.
+            window = period(WindowKind(rules.window), today - timedelta(days=1), zone)
             counts = await tallies.window_counts(session, window, now)
             await snapshots.take_snapshot(
                 session, week, window, rank_subjects(counts.subjects, rules), now=now

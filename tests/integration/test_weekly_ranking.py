@@ -182,3 +182,26 @@ async def test_moves_are_against_what_was_posted_then(scene: Scene) -> None:
     ]
     async with services.db.begin() as s:
         assert await s.scalar(select(func.count()).select_from(RankingSnapshot)) == 2
+
+
+async def test_a_weekly_window_posts_the_week_just_ended(scene: Scene) -> None:
+    """With `ranking.window: week`, Monday's post ranks Monday to Sunday before it."""
+    services = scene.first.services
+    services.rules = services.rules.model_copy(
+        update={"ranking": services.rules.ranking.model_copy(update={"window": "week"})}
+    )
+    async with services.db.begin() as s:
+        await story(s, scene.world, "NH-BH", local(2026, 11, 18, 9),
+                    ("assign", local(2026, 11, 18), local(2026, 11, 25)),
+                    ("submit", local(2026, 11, 19)), ("pass", local(2026, 11, 20)))  # fmt: skip
+    await write_weekly_ranking(services)
+    async with services.db.begin() as s:
+        posted = await snapshots.posted_ranking(s, "2026-W48", SHANGHAI)
+    assert posted is not None
+    assert (posted.window.first.isoformat(), posted.window.last.isoformat()) == (
+        "2026-11-16",
+        "2026-11-22",
+    )
+    assert [r.name for r in posted.standings.ranked] == ["北湖镇"]
+    text = {c: p for _k, c, p in await _rows(services.db)}[DISTRICT_GROUP]["text"]
+    assert text.startswith("📊 晾晒排名 · 2026年第47周（截至 2026-11-23 09:00）")

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo run test lint pytest sandbox migrate clean
+.PHONY: setup demo run test lint pytest sandbox migrate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ pytest: setup
 	$(PY) -m pytest
 
 test: lint pytest
+
+# Benchmarks, run by hand (figures in BENCHMARKS.md): the ranking over 1,000,000 problems.
+bench: setup
+	$(PY) -m bench.bench_ranking
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ from bot.settings import Settings
 from handlers import (
     common,
     errors,
+    export,
     fallback,
     groups,
     help,
@@ -27,12 +28,13 @@ from handlers import (
     lang,
     problem_actions,
     problem_queries,
+    ranking,
     remind,
     report_dialog,
     reports,
     start,
 )
-from jobs import albums, media, reminders
+from jobs import albums, media, reminders, weekly_ranking
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -50,10 +52,12 @@ HANDLER_MODULES = (
     problem_actions,
     problem_queries,
     remind,
+    ranking,
+    export,
     errors,
     fallback,
 )
-JOB_MODULES = (albums, media, reminders)
+JOB_MODULES = (albums, media, reminders, weekly_ranking)
 
 
 def build_application(

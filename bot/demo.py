@@ -2,8 +2,11 @@
 
 The scene: an admin from ADMIN_IDS sets up, invites a liaison with buttons and a cadre in one
 line, the cadre invites a volunteer, a used-up link is refused, the bot joins the work group and
-is bound to the district (a stranger's attempt is refused), /help in Chinese and in English.
-The transcript is printed and saved to demo-out/transcript.txt.
+is bound to the district (a stranger's attempt is refused), /help in Chinese and in English;
+a problem goes round the whole loop; then two Mondays of 晾晒 (the second with each town's move
+since the first), /rank in the town's group, and the ledger exported by the admin.
+The transcript is printed and saved to demo-out/transcript.txt, with the last Monday's chart
+(demo-out/ranking.png) and the ledger (demo-out/ledger.xlsx).
 """
 
 from __future__ import annotations
@@ -12,11 +15,20 @@ import logging
 import os
 import re
 import shutil
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
+
+from sqlalchemy import select
 
 from bot.harness import Harness, running_bot
 from bot.sandbox import SentMessage, tiny_png
-from bot.services.org import import_org, parse_org_file
+from bot.services import people, problems
+from bot.services.org import AreaSpec, import_org, parse_org_file
+from bot.services.problem_machine import Action
+from bot.services.problems import PhotoIn, ReportIn
+from bot.services.roles import AreaKind
+from jobs.weekly_ranking import weekly_ranking
+from models import Area
 
 EXAMPLE_ORG = Path(__file__).resolve().parent.parent / "examples" / "org.yaml"
 LINK = re.compile(r"start=([A-Za-z0-9_-]+)")
@@ -35,7 +47,7 @@ def _code(message: SentMessage) -> str:
     return match.group(1)
 
 
-async def play(h: Harness) -> None:
+async def play(h: Harness, out: Path) -> None:
     sb = h.sb
     async with h.db.begin() as session:
         await import_org(session, parse_org_file(EXAMPLE_ORG))
@@ -84,6 +96,7 @@ async def play(h: Harness) -> None:
     await h.press(5001, chooser, "English")
     await h.say(5001, "/help")
     await play_problems(h)
+    await play_ranking(h, out)
 
 
 async def play_problems(h: Harness) -> None:
@@ -173,7 +186,7 @@ async def run_demo(out: Path, *, speed: float = 0.1) -> int:
         speed=speed,
         media_dir=out / "media",
     ) as h:
-        await play(h)
+        await play(h, out)
         transcript = h.sb.transcript()
         violations = h.sb.limit_violations()
         summary = (
@@ -184,3 +197,146 @@ async def run_demo(out: Path, *, speed: float = 0.1) -> int:
     print(transcript)
     print(f"\n{summary}\n(transcript saved to {out / 'transcript.txt'})")
     return 0 if not violations else 1
+
+
+# More of 南湖区's towns and streets, so that the ranking has thirds to colour.
+MORE_SUBJECTS = [
+    ("NH-FQ", "凤桥镇"),
+    ("NH-YX", "余新镇"),
+    ("NH-XF", "新丰镇"),
+    ("NH-QX", "七星街道"),
+    ("NH-DZ", "东栅街道"),
+]
+# Each town's record before the first Monday, as (town, days to rectify, submitted by the
+# deadline?) per closed problem, and how many are still open past their deadline.
+HISTORY: dict[str, tuple[list[tuple[int, bool]], int]] = {
+    "NH-DQ": ([(2, True), (4, True), (3, True)], 0),
+    "NH-XS": ([(6, True), (9, False)], 1),
+    "NH-BH": ([(5, True)], 2),
+    "NH-FQ": ([(3, True), (2, True), (1, True), (5, False)], 0),
+    "NH-YX": ([(8, False), (10, False)], 1),
+    "NH-XF": ([(4, True), (6, True)], 0),
+    "NH-QX": ([(2, True)], 0),
+    "NH-DZ": ([], 0),
+}
+
+
+def _next_monday(now: datetime, zone: tzinfo) -> datetime:
+    """The next Monday 09:00 (local) after ``now``."""
+    local = now.astimezone(zone)
+    days = (7 - local.weekday()) % 7 or 7
+    monday = datetime.combine(local.date() + timedelta(days=days), time(9, 0), local.tzinfo)
+    return monday.astimezone(UTC)
+
+
+class _Seeder:
+    """Past problems made through the real services at chosen moments (the weeks before)."""
+
+    def __init__(self, h: Harness, admin_pid: int, reporter_pid: int) -> None:
+        self.h, self.admin, self.reporter = h, admin_pid, reporter_pid
+        self.n = 0
+
+    async def problem(
+        self,
+        town_id: int,
+        assigned: datetime,
+        deadline_days: int,
+        *,
+        rectify_days: int | None = None,
+        closed: bool = True,
+    ) -> str:
+        self.n += 1
+        zone = self.h.services.settings.zone
+        async with self.h.db.begin() as session:
+            made = await problems.report_problem(
+                session,
+                ReportIn(
+                    reporter_id=self.reporter,
+                    category="road_dust",
+                    description=f"道路扬尘（往期记录 {self.n}）",
+                    photos=[PhotoIn(f"demo-history-{self.n}", f"demo-history-u{self.n}")],
+                    source_chat_id=None,
+                    source_key=None,
+                    address=f"示例路 {self.n} 号",
+                ),
+                now=assigned - timedelta(hours=2),
+                code_prefix=self.h.services.rules.problem_code_prefix,
+                zone_year=assigned.astimezone(zone).year,
+            )
+            code = made.problem.code
+            steps: list[tuple[Action, datetime, dict[str, object]]] = [
+                (Action.assign, assigned,
+                 {"subject_id": town_id, "deadline": assigned + timedelta(days=deadline_days)}),
+            ]  # fmt: skip
+            if rectify_days is not None:
+                photo = PhotoIn(f"demo-after-{self.n}", f"demo-after-u{self.n}")
+                submitted = assigned + timedelta(days=rectify_days)
+                steps.append((Action.submit, submitted, {"after_photos": [photo]}))
+                if closed:
+                    steps.append((Action.pass_check, submitted + timedelta(hours=20), {}))
+            for action, at, extra in steps:
+                done = await problems.transition(session, code, action, self.admin, now=at, **extra)  # type: ignore[arg-type]
+                if done is None or isinstance(done, str):
+                    raise RuntimeError(f"demo history: {code} {action}: {done}")
+        return code
+
+
+async def play_ranking(h: Harness, out: Path) -> None:
+    """Two Mondays of 晾晒: the weekly job posts to both groups through the outbox (the job
+    fires twice the first time and still posts once); in between, towns close problems and one
+    lets a deadline pass; the second post shows each town's move. Then /rank in the town's
+    group, and the admin exports the ledger (its progress edits one message)."""
+    sb, services = h.sb, h.services
+    zone = services.settings.zone
+    async with h.db.begin() as session:
+        await import_org(
+            session, [AreaSpec(AreaKind.subject, c, n, "NH") for c, n in MORE_SUBJECTS]
+        )
+        towns = {a.code: a.id for a in (await session.scalars(select(Area))).all()}
+        admin = await people.person_id_for(session, ADMIN)
+        reporter = await people.person_id_for(session, VOLUNTEER)
+    assert admin is not None and reporter is not None
+    seeder = _Seeder(h, admin, reporter)
+    first_monday = _next_monday(services.now(), zone)
+    start = first_monday - timedelta(days=40)
+    for town, (closed, overdue) in HISTORY.items():
+        for i, (days, on_time) in enumerate(closed):
+            deadline = days + 1 if on_time else max(1, days - 3)
+            await seeder.problem(
+                towns[town], start + timedelta(days=3 * i), deadline, rectify_days=days
+            )
+        for i in range(overdue):
+            await seeder.problem(towns[town], start + timedelta(days=20 + i), 7 + 2 * i)
+
+    async def monday(at: datetime, fire: int) -> list[SentMessage]:
+        h.clock.fixed = at
+        mark = sb.mark()
+        assert h.app.job_queue is not None
+        for _ in range(fire):  # as after a restart, or in a second process: still one post
+            h.app.job_queue.run_once(weekly_ranking, 0)
+        await h.wait_for(GROUP, mark, "晾晒排名", timeout=20)
+        await h.wait_for(TOWN_GROUP, mark, "晾晒排名", timeout=20)
+        return [m for m in sb.sent(GROUP) if m.seq > mark and m.photo]
+
+    await monday(first_monday, fire=2)
+    # The week between: 北湖 closes two new problems within days, 东栅 gets its first and
+    # closes it, 余新 lets a new one pass its deadline.
+    week = first_monday + timedelta(days=1)
+    await seeder.problem(towns["NH-BH"], week, 5, rectify_days=1)
+    await seeder.problem(towns["NH-BH"], week, 5, rectify_days=2)
+    await seeder.problem(towns["NH-DZ"], week, 3, rectify_days=1)
+    await seeder.problem(towns["NH-YX"], week - timedelta(days=1), 2)
+    posts = await monday(first_monday + timedelta(days=7), fire=1)
+    chart = sb.file_for(posts[-1].photo[-1])
+    if chart is not None:
+        (out / "ranking.png").write_bytes(chart.data)
+
+    await h.say(LIAISON, "/rank", chat_id=TOWN_GROUP)
+    mark = sb.mark()
+    sb.send_text(ADMIN, "/export")
+    ledger = await h.wait_for(ADMIN, mark, "台账 ·", timeout=30)
+    await h.wait_for(ADMIN, mark, "✅")
+    if ledger.document is not None:
+        stored = sb.file_for(ledger.document["file_id"])
+        if stored is not None:
+            (out / "ledger.xlsx").write_bytes(stored.data)

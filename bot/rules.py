@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from datetime import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -51,12 +51,12 @@ class Points(_Strict):
 
 
 class Ranking(_Strict):
-    window: str = "year"
+    window: Literal["year", "quarter", "month", "week"] = "year"
     weight_closure: float = 0.5
     weight_on_time: float = 0.5
-    overdue_penalty: float = 5.0
-    red_if_overdue_days: int = 7
-    min_sample: int = 1
+    overdue_penalty: float = Field(5.0, ge=0)
+    red_if_overdue_days: int = Field(7, ge=0)
+    min_sample: int = Field(1, ge=0)
 
 
 class Schedules(_Strict):

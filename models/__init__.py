@@ -5,6 +5,7 @@ from models.drafts import Draft
 from models.org import Area, Chat, Invite, InviteUse, Person, RoleGrant
 from models.outbox import OutboxMessage
 from models.problems import IntakePart, Problem, ProblemEvent, ProblemPhoto
+from models.rankings import RankingSnapshot, RankingSnapshotRow
 
 __all__ = [
     "Area",
@@ -19,5 +20,7 @@ __all__ = [
     "Problem",
     "ProblemEvent",
     "ProblemPhoto",
+    "RankingSnapshot",
+    "RankingSnapshotRow",
     "RoleGrant",
 ]

@@ -89,15 +89,31 @@ class OutboxSender:
                 quiet_now=self._quiet_now(),
             )
         if items:
-            await asyncio.gather(*(self._deliver(item) for item in items))
+            by_chat: dict[int, list[OutboxItem]] = {}
+            for item in items:
+                by_chat.setdefault(item.chat_id, []).append(item)
+            await asyncio.gather(*(self._deliver_in_order(queue) for queue in by_chat.values()))
         return len(items)
+
+    async def _deliver_in_order(self, items: list[OutboxItem]) -> None:
+        """One chat's rows in the order they were written (a chart, then its table). After a
+        failure the rest wait: they stay claimed until their lease runs out."""
+        for item in items:
+            if not await self._deliver(item):
+                return
 
     async def _send(self, item: OutboxItem) -> Message:
         payload = item.payload
-        if payload.get("photo"):
+        photo = payload.get("photo")
+        if not photo and payload.get("photo_sha256"):
+            # A picture the bot made (a chart) is kept in the media store; the row names it.
+            photo = self.services.media.get(payload["photo_sha256"])
+            if photo is None:
+                raise BadRequest(f"media {payload['photo_sha256']} is not in the media store")
+        if photo:
             return await self.bot.send_photo(
                 item.chat_id,
-                payload["photo"],
+                photo,
                 caption=payload.get("text"),
                 parse_mode=payload.get("parse_mode"),
                 reply_markup=_markup(payload),
@@ -109,13 +125,16 @@ class OutboxSender:
             reply_markup=_markup(payload),
         )
 
-    async def _deliver(self, item: OutboxItem) -> None:
+    async def _deliver(self, item: OutboxItem) -> bool:
+        """Send one row; whether it went."""
         try:
             message = await self._send(item)
         except (Forbidden, BadRequest) as exc:  # blocked, chat gone, never deliverable
             await self._failed(item, str(exc), retry=False)
+            return False
         except TelegramError as exc:  # the limiter already retried: try again later
             await self._failed(item, str(exc), retry=True)
+            return False
         else:
             async with self.services.db.begin() as session:
                 await outbox.mark_sent(
@@ -126,6 +145,7 @@ class OutboxSender:
                     message_id=message.message_id,
                 )
             self.sent += 1
+            return True
 
     async def _failed(self, item: OutboxItem, error: str, *, retry: bool) -> None:
         async with self.services.db.begin() as session:

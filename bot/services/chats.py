@@ -67,3 +67,13 @@ async def binding_of(session: AsyncSession, telegram_chat_id: int) -> Binding | 
     if row is None:
         return None
     return Binding(telegram_chat_id, row[0], row[1], AreaKind(row[2]))
+
+
+async def bound_groups(session: AsyncSession) -> list[Binding]:
+    """Every group bound to the district or a subject (the weekly ranking goes to each)."""
+    rows = await session.execute(
+        select(Chat.telegram_chat_id, Area.id, Area.name, Area.kind)
+        .join(Area, Area.id == Chat.area_id)
+        .order_by(Chat.id)
+    )
+    return [Binding(chat, area, name, AreaKind(kind)) for chat, area, name, kind in rows]

@@ -12,7 +12,9 @@ from babel.messages.pofile import read_po
 from bot.i18n import LOCALES, LOCALES_DIR, Catalogues
 from bot.services.invites import InviteRefusal
 from bot.services.problem_machine import TRANSITIONS, Action, Refusal, Status
+from bot.services.ranking import REASON_KINDS, Code
 from bot.services.roles import AreaKind, Role
+from bot.services.windows import WindowError
 from handlers.problem_actions import REASON_ACTIONS, REJECT_PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +52,10 @@ def _used_keys() -> set[str]:
     keys |= {f"reason.ask.{a.value}" for a in REASON_ACTIONS.values()}
     keys |= {f"card.duplicate.{why}" for why in ("same_photo", "nearby")}
     keys |= set(REJECT_PRESETS)
+    keys |= {f"rank.code.{c.value}" for c in Code} | {"rank.code.none"}
+    keys |= {f"rank.error.{e.value}" for e in WindowError}
+    keys |= {f"rank.reason.{k}" for k in REASON_KINDS}
+    keys |= {f"export.stage.{s}" for s in ("problems", "ranking", "writing")}
     return keys
 
 

@@ -1,0 +1,231 @@
+"""The ranking's counts from one aggregate query, on SQLite and PostgreSQL, against problems
+made through the real services, and against a recount by the pure machine's own definitions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from bot.db import Database
+from bot.rules import Ranking as RankingRules
+from bot.services import problems as problem_service
+from bot.services.problem_machine import closed_on_time, is_overdue
+from bot.services.ranking import Code, rank_subjects
+from bot.services.tallies import window_counts, window_flows
+from bot.services.windows import WindowKind, period
+from models import Problem
+from tests.stories import SHANGHAI, World, local, make_world, story
+
+NOW = local(2026, 11, 23, 9, 0)  # Monday 09:00 in Shanghai
+YEAR = period(WindowKind.year, date(2026, 11, 23), SHANGHAI)
+NOVEMBER = period(WindowKind.month, date(2026, 11, 23), SHANGHAI)
+
+
+async def _history(db: Database) -> World:
+    """东桥镇 (NH-DQ) has one problem of each kind; 西山街道 one closed on time; 北湖镇 none."""
+    async with db.begin() as s:
+        w = await make_world(s)
+        # p1 closed on time: 5 days to rectify
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 3, 1, 9),
+            ("assign", local(2026, 3, 1), local(2026, 3, 8)),
+            ("submit", local(2026, 3, 6)),
+            ("pass", local(2026, 3, 7)),
+        )
+        # p2 closed late: submitted after its deadline, 6 days
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 5, 1, 9),
+            ("assign", local(2026, 5, 1), local(2026, 5, 4)),
+            ("submit", local(2026, 5, 7)),
+            ("pass", local(2026, 5, 8)),
+        )
+        # p3 open and overdue since 11-10
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 11, 1, 9),
+            ("assign", local(2026, 11, 1), local(2026, 11, 10)),
+        )
+        # p4 open, not yet due: counts against nobody
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 11, 20, 9),
+            ("assign", local(2026, 11, 20), local(2026, 11, 30)),
+        )
+        # p5 assigned, then rejected: excluded
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 6, 1, 9),
+            ("assign", local(2026, 6, 1), local(2026, 6, 8)),
+            ("reject", local(2026, 6, 2)),
+        )
+        # p6 assigned last year and still overdue: outside the window
+        await story(
+            s, w, "NH-DQ", local(2025, 12, 1, 9), ("assign", local(2025, 12, 1), local(2025, 12, 8))
+        )
+        # p7 only reported: no subject yet
+        await story(s, w, None, local(2026, 11, 22, 9))
+        # p8 submitted on time but not yet checked, and the deadline (10-08) has passed: open
+        # and past its deadline is overdue (DESIGN.md §3)
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 10, 1, 9),
+            ("assign", local(2026, 10, 1), local(2026, 10, 8)),
+            ("submit", local(2026, 10, 5)),
+        )
+        # p9 submitted on time, failed, submitted again late, passed: the accepted one was late
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 9, 1, 9),
+            ("assign", local(2026, 9, 1), local(2026, 9, 8)),
+            ("submit", local(2026, 9, 5)),
+            ("fail", local(2026, 9, 6)),
+            ("submit", local(2026, 9, 20)),
+            ("pass", local(2026, 9, 21)),
+        )
+        # p10 extended from 08-04 to 08-20 and submitted on 08-15: on time by the deadline then
+        await story(
+            s,
+            w,
+            "NH-DQ",
+            local(2026, 8, 1, 9),
+            ("assign", local(2026, 8, 1), local(2026, 8, 4)),
+            ("extend", local(2026, 8, 2), local(2026, 8, 20)),
+            ("submit", local(2026, 8, 15)),
+            ("pass", local(2026, 8, 16)),
+        )
+        # 西山街道: one, closed on time
+        await story(
+            s,
+            w,
+            "NH-XS",
+            local(2026, 4, 1, 9),
+            ("assign", local(2026, 4, 1), local(2026, 4, 8)),
+            ("submit", local(2026, 4, 2)),
+            ("pass", local(2026, 4, 3)),
+        )
+    return w
+
+
+@contextmanager
+def counting_queries(db: Database) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", note)
+
+
+async def test_counts_of_the_year(db: Database) -> None:
+    await _history(db)
+    with counting_queries(db) as statements:
+        async with db.begin() as s:
+            counts = await window_counts(s, YEAR, NOW)
+    on_problems = [q for q in statements if "FROM problems" in q]
+    assert len(on_problems) == 1, statements  # one aggregate, whatever the number of rows
+    by_code = {c.area_code: c for c in counts.subjects}
+    assert list(by_code) == ["NH-BH", "NH-DQ", "NH-XS"]
+    dq = by_code["NH-DQ"]
+    # cohort p1 p2 p3 p4 p8 p9 p10: closed p1 p2 p9 p10, on time p1 p10, overdue p3 p8
+    assert (dq.assigned, dq.closed, dq.closed_on_time, dq.overdue, dq.due) == (7, 4, 2, 2, 6)
+    # the oldest overdue deadline is p8's, 10-08 10:00 local, 46 days before 11-23 09:00
+    assert dq.longest_overdue_days == pytest.approx(46 - 1 / 24, abs=1e-3)
+    # days to rectify (assigned → accepted submission): 5 + 6 + 19 + 14
+    assert dq.rectify_days_total == pytest.approx(44, abs=1e-3)
+    assert dq.average_rectify_days == 11.0
+    xs = by_code["NH-XS"]
+    assert (xs.assigned, xs.closed, xs.closed_on_time, xs.overdue, xs.due) == (1, 1, 1, 0, 1)
+    bh = by_code["NH-BH"]
+    assert (bh.assigned, bh.closed, bh.due, bh.longest_overdue_days) == (0, 0, 0, 0.0)
+
+    standings = rank_subjects(counts.subjects, RankingRules())
+    # 西山 100; 东桥 100 × (0.5 × 4/7 + 0.5 × 2/6) − 5 × 2 = 45.2 − 10 = 35.2, red by p8
+    assert [(r.name, r.rank, r.score, r.code) for r in standings.ranked] == [
+        ("西山街道", 1, 100.0, Code.yellow),
+        ("东桥镇", 2, 35.2, Code.red),
+    ]
+    assert [r.name for r in standings.apart] == ["北湖镇"]
+
+
+async def test_a_narrower_window_and_a_later_moment(db: Database) -> None:
+    await _history(db)
+    async with db.begin() as s:
+        november = await window_counts(s, NOVEMBER, NOW)
+        later = await window_counts(s, NOVEMBER, local(2026, 12, 5, 9))
+    dq = {c.area_code: c for c in november.subjects}["NH-DQ"]
+    assert (dq.assigned, dq.closed, dq.overdue, dq.due) == (2, 0, 1, 1)  # p3 overdue, p4 not
+    dq_later = {c.area_code: c for c in later.subjects}["NH-DQ"]
+    assert (dq_later.overdue, dq_later.due) == (2, 2)  # p4 is past its deadline by then
+
+
+async def test_the_counts_agree_with_the_machine(db: Database) -> None:
+    """Recount every subject from the rows with the pure machine's own definitions."""
+    await _history(db)
+    async with db.begin() as s:
+        counts = {c.subject_id: c for c in (await window_counts(s, YEAR, NOW)).subjects}
+        rows = (await s.scalars(select(Problem))).all()
+        expected: dict[int, list[int]] = {sid: [0, 0, 0, 0, 0] for sid in counts}
+        for row in rows:
+            state = problem_service.state_of(row)
+            if (
+                row.subject_id is None
+                or row.assigned_at is None
+                or not YEAR.start <= row.assigned_at < YEAR.end
+                or row.status == "rejected"
+            ):
+                continue
+            tally = expected[row.subject_id]
+            overdue = is_overdue(state, NOW.astimezone(UTC))
+            tally[0] += 1
+            tally[1] += row.status == "closed"
+            tally[2] += closed_on_time(state)
+            tally[3] += overdue
+            tally[4] += row.status == "closed" or overdue
+    for sid, c in counts.items():
+        assert [c.assigned, c.closed, c.closed_on_time, c.overdue, c.due] == expected[sid]
+
+
+async def test_flows_within_a_window(db: Database) -> None:
+    await _history(db)
+    async with db.begin() as s:
+        flows = await window_flows(s, NOVEMBER)
+        year = await window_flows(s, YEAR)
+    world_dq = flows.pop(next(k for k in flows if k is not None))
+    # November: p3 and p4 reported and assigned there; p7 reported, not yet given to anyone
+    assert (world_dq.reported, world_dq.assigned, world_dq.closed) == (2, 2, 0)
+    assert flows[None].reported == 1
+    total_closed = sum(f.closed for f in year.values())
+    assert total_closed == 5  # p1 p2 p9 p10 and 西山's
+    assert sum(f.reported for f in year.values()) == 10  # all but p6 (reported in 2025)
+
+
+async def test_nothing_at_all(db: Database) -> None:
+    async with db.begin() as s:
+        counts = await window_counts(s, YEAR, datetime(2026, 11, 23, 1, tzinfo=UTC))
+        flows = await window_flows(s, YEAR)
+    assert counts.subjects == [] and flows == {}

@@ -15,8 +15,8 @@ PostgreSQL's row locks re-check each WHERE on the newest row.
 
 Six digits can be guessed: a shop account is refused after ``checkout_failures_per_hour``
 wrong codes in an hour or ``checkout_failures_per_day`` in a local day (a wrong code is one
-unknown, expired or already used). Each attempt is written first and the shop's person row is
-locked, so parallel guesses are counted too. With 20 guesses a day and, say, 20 live codes in
+unknown, expired or already used). The shop's row is locked and each attempt written before
+the count, so parallel guesses are counted too. With 20 guesses a day and, say, 20 live codes in
 the district, a dishonest shop hits one with odds of about 1 in 2,500 per day, and the
 volunteer is told of every redemption at once.
 """
@@ -175,14 +175,17 @@ async def checkout(
     changes but the record of the attempt."""
     if amount <= 0:
         raise ValueError(amount)
+    # One checkout per shop at a time, so that parallel guesses all count: PostgreSQL locks
+    # the shop's row (NO KEY UPDATE: rows that merely refer to it are not held up), SQLite
+    # has one writer from the attempt's insert on.
+    await session.execute(
+        select(Person.id).where(Person.id == shop_person_id).with_for_update(key_share=True)
+    )
     attempt = CheckoutAttempt(
         shop_id=shop_person_id, code=code[:16], amount=amount, outcome="pending", at=now
     )
     session.add(attempt)
     await session.flush()
-    # One checkout per shop at a time (SQLite already has one writer), so that parallel
-    # guesses all count.
-    await session.execute(select(Person.id).where(Person.id == shop_person_id).with_for_update())
     failures = await session.scalars(
         select(CheckoutAttempt.at).where(
             CheckoutAttempt.shop_id == shop_person_id,

@@ -5,7 +5,8 @@ database's own guard on the balance, and the figures for the leaders' summary.""
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from bot.db import Database
 from bot.services import claims, points, problems, redemptions
 from bot.services.claims import ClaimRefusal, ClaimView, Decided
-from bot.services.points import CorrectionRefused, Kind
+from bot.services.points import CorrectionRefused, Kind, Policy
 from bot.services.points_rules import month_window
 from bot.services.problem_machine import Action, Refusal
 from bot.services.problems import PhotoIn, ProblemView, ReportIn
@@ -51,7 +52,7 @@ async def cast(db: Database) -> dict[str, Person]:
     }
 
 
-async def _report(db: Database, reporter: Person, when=T0) -> str:  # type: ignore[no-untyped-def]
+async def _report(db: Database, reporter: Person, when: datetime = T0) -> str:
     n = next(_sources)
     async with db.begin() as s:
         result = await problems.report_problem(
@@ -64,14 +65,28 @@ async def _report(db: Database, reporter: Person, when=T0) -> str:  # type: igno
     return result.problem.code
 
 
-async def _move(db, code, action, actor, when, p=None, **values):  # type: ignore[no-untyped-def]
+async def _move(
+    db: Database,
+    code: str,
+    action: Action,
+    actor: Person,
+    when: datetime,
+    p: Policy | None = None,
+    **values: Any,
+) -> ProblemView | Refusal | None:
     async with db.begin() as s:
         return await problems.transition(
             s, code, action, actor.id, now=when, points=p or policy(), **values
         )
 
 
-async def _assign(db, code, cast, when=T0, p=None):  # type: ignore[no-untyped-def]
+async def _assign(
+    db: Database,
+    code: str,
+    cast: dict[str, Person],
+    when: datetime = T0,
+    p: Policy | None = None,
+) -> None:
     areas = await import_areas(db)
     moved = await _move(
         db,
@@ -86,7 +101,7 @@ async def _assign(db, code, cast, when=T0, p=None):  # type: ignore[no-untyped-d
     assert isinstance(moved, ProblemView)
 
 
-async def _close(db: Database, code: str, cast: dict[str, Person], when=T0) -> None:  # type: ignore[no-untyped-def]
+async def _close(db: Database, code: str, cast: dict[str, Person], when: datetime = T0) -> None:
     submitted = await _move(
         db, code, Action.submit, cast["liaison"], when, after_photos=[PhotoIn("a", "ua")]
     )
@@ -111,7 +126,9 @@ async def _balance(db: Database, who: Person) -> int:
         return await points.balance_of(s, who.id)
 
 
-async def _correct(db: Database, who: Person, amount: int, admin: Person, when=T0) -> None:  # type: ignore[no-untyped-def]
+async def _correct(
+    db: Database, who: Person, amount: int, admin: Person, when: datetime = T0
+) -> None:
     async with db.begin() as s:
         result = await points.correct(s, who.id, amount, admin_id=admin.id, reason="开户", now=when)
     assert not isinstance(result, CorrectionRefused)
@@ -171,9 +188,9 @@ async def test_rejected_after_assignment_takes_the_points_back(
     await _move(db, code2, Action.reject, cast["admin"], T0, reason="不属实")
     assert len(await _entries(db, v)) == 2
     async with db.begin() as s:
-        entry = await points.entry_by_key(
-            s, f"problem:{(await problems.problem_by_code(s, code)).id}:reversed:{v.id}"
-        )  # type: ignore[union-attr]
+        problem = await problems.problem_by_code(s, code)
+        assert problem is not None
+        entry = await points.entry_by_key(s, f"problem:{problem.id}:reversed:{v.id}")
     assert entry is not None and entry.note == "重复" and entry.problem_code == code
 
 
@@ -299,7 +316,7 @@ async def test_checkout_refusals_change_nothing(db: Database, cast: dict[str, Pe
     assert isinstance(issued, IssuedCode) and len(issued.code) == 6 and issued.code.isdigit()
     assert issued.expires_at == T0 + timedelta(minutes=10)
 
-    async def attempt(code: str, amount: int, when=T0, who: Person = shop):  # type: ignore[no-untyped-def]
+    async def attempt(code: str, amount: int, when: datetime = T0, who: Person = shop) -> Any:
         before = await books(db)
         async with db.begin() as s:
             result = await redemptions.checkout(s, p, who.id, None, code, amount, now=when)

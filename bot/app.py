@@ -18,6 +18,7 @@ from bot.sending.ratelimit import ChatRateLimiter
 from bot.services.media import MediaStore
 from bot.settings import Settings
 from handlers import (
+    claims,
     common,
     errors,
     fallback,
@@ -25,14 +26,16 @@ from handlers import (
     help,
     invite,
     lang,
+    points,
     problem_actions,
     problem_queries,
+    redeem,
     remind,
     report_dialog,
     reports,
     start,
 )
-from jobs import albums, media, reminders
+from jobs import albums, leaderboard, media, reminders
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -50,10 +53,13 @@ HANDLER_MODULES = (
     problem_actions,
     problem_queries,
     remind,
+    claims,
+    points,
+    redeem,
     errors,
     fallback,
 )
-JOB_MODULES = (albums, media, reminders)
+JOB_MODULES = (albums, media, reminders, leaderboard)
 
 
 def build_application(

@@ -38,7 +38,16 @@ from bot.services.points_rules import (
 )
 from bot.services.problem_machine import Action
 from bot.services.roles import Role
-from models import ActivityClaim, Area, Person, PointsAccount, PointsEntry, Problem, RoleGrant
+from models import (
+    ActivityClaim,
+    Area,
+    Chat,
+    Person,
+    PointsAccount,
+    PointsEntry,
+    Problem,
+    RoleGrant,
+)
 
 
 class Kind(StrEnum):
@@ -420,10 +429,21 @@ async def on_problem_transition(
     )
 
 
-async def problem_points(
-    session: AsyncSession, problem_id: int, person_id: int, kind: Kind
+# Which ledger entry each transition may make for the problem's reporter.
+KIND_OF_ACTION = {
+    Action.assign: Kind.problem_assigned,
+    Action.pass_check: Kind.problem_closed,
+    Action.reject: Kind.problem_reversed,
+}
+
+
+async def points_of_transition(
+    session: AsyncSession, problem_id: int, person_id: int, action: Action
 ) -> Change | None:
     """The entry a problem's transition made for its reporter, if any (for the notice)."""
+    kind = KIND_OF_ACTION.get(action)
+    if kind is None:
+        return None
     key = (
         f"problem:{problem_id}:reversed:{person_id}"
         if kind is Kind.problem_reversed
@@ -631,3 +651,34 @@ async def volunteer_activity(
         redemptions=sums.get(Kind.redemption.value, (0, 0, 0))[1],
         volunteers_earning=int(earners or 0),
     )
+
+
+async def villages_under(session: AsyncSession, area_id: int) -> list[int]:
+    """The villages of a subject, or every village for the district (or a village itself)."""
+    area = await session.get(Area, area_id)
+    if area is None:
+        return []
+    if area.kind == "village":
+        return [area.id]
+    query = select(Area.id).where(Area.kind == "village")
+    if area.kind == "subject":
+        query = query.where(Area.parent_id == area.id)
+    return list(await session.scalars(query.order_by(Area.code)))
+
+
+async def bound_groups_villages(session: AsyncSession) -> list[tuple[int, list[int]]]:
+    """Each bound group's Telegram chat id with the villages under its area (the leaderboard
+    each one gets), leaving out groups with no village under them."""
+    rows = (
+        await session.execute(
+            select(Chat.telegram_chat_id, Chat.area_id)
+            .where(Chat.area_id.is_not(None))
+            .order_by(Chat.telegram_chat_id)
+        )
+    ).all()
+    found = []
+    for chat_id, area_id in rows:
+        villages = await villages_under(session, area_id) if area_id is not None else []
+        if villages:
+            found.append((int(chat_id), villages))
+    return found

@@ -63,16 +63,23 @@ def may_invite(
 # Commands by who may use them; /help lists the union for the asker, in this order.
 EVERYONE_COMMANDS: tuple[str, ...] = ("start", "help", "lang", "report", "issue", "cancel")
 ROLE_COMMANDS: dict[Role, tuple[str, ...]] = {
-    Role.admin: ("issues", "remind", "invite", "bindgroup"),
-    Role.cadre: ("invite",),
+    Role.admin: ("issues", "remind", "invite", "bindgroup", "adjust", "ledger", "leaderboard"),
+    Role.cadre: ("invite", "claims", "leaderboard"),
     Role.leader: ("issues",),
     Role.liaison: ("issues", "rectified"),
     Role.inspector: ("issues",),
-    Role.volunteer: (),
-    Role.shop: (),
+    Role.volunteer: ("claim", "points", "redeem"),
+    Role.shop: ("checkout", "shop"),
 }
 GROUP_COMMANDS: tuple[str, ...] = ("help", "report", "issue")
-GROUP_ADMIN_COMMANDS: tuple[str, ...] = ("bindgroup", "help", "report", "issue", "issues")
+GROUP_ADMIN_COMMANDS: tuple[str, ...] = (
+    "bindgroup",
+    "help",
+    "report",
+    "issue",
+    "issues",
+    "leaderboard",
+)
 
 
 def commands_for(roles: Iterable[Role]) -> list[str]:

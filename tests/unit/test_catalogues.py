@@ -10,6 +10,11 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from bot.i18n import LOCALES, LOCALES_DIR, Catalogues
+from bot.rules import load_rules
+from bot.services.claims import ClaimRefusal
+from bot.services.points import CorrectionRefusal, Kind
+from bot.services.points_rules import CheckoutInput
+from bot.services.redemptions import CheckoutRefusal, IssueRefusal
 from bot.services.invites import InviteRefusal
 from bot.services.problem_machine import TRANSITIONS, Action, Refusal, Status
 from bot.services.roles import AreaKind, Role
@@ -50,6 +55,15 @@ def _used_keys() -> set[str]:
     keys |= {f"reason.ask.{a.value}" for a in REASON_ACTIONS.values()}
     keys |= {f"card.duplicate.{why}" for why in ("same_photo", "nearby")}
     keys |= set(REJECT_PRESETS)
+    # Points: ledger lines, activities, and every refusal.
+    keys |= {f"points.entry.{k.value}" for k in Kind}
+    keys |= {f"activity.{a}" for a in load_rules().points.activities}
+    keys |= {f"claim.refusal.{r.value}" for r in ClaimRefusal}
+    keys |= {f"claim.already.{status}" for status in ("approved", "refused")}
+    keys |= {f"adjust.refused.{r.value}" for r in CorrectionRefusal}
+    keys |= {f"redeem.refused.{r.value}" for r in IssueRefusal}
+    keys |= {f"checkout.input.{r.value}" for r in CheckoutInput}
+    keys |= {f"checkout.refused.{r.value}" for r in CheckoutRefusal}
     return keys
 
 

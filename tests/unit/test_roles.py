@@ -33,8 +33,18 @@ def test_invitable_roles() -> None:
 def test_commands_per_role() -> None:
     everyone = ["start", "help", "lang", "report", "issue", "cancel"]
     assert commands_for([]) == everyone
-    assert commands_for([A]) == [*everyone, "issues", "remind", "invite", "bindgroup"]
-    assert commands_for([V, C]) == [*everyone, "invite"]
+    admin = ["issues", "remind", "invite", "bindgroup", "adjust", "ledger", "leaderboard"]
+    assert commands_for([A]) == [*everyone, *admin]
+    assert commands_for([V, C]) == [
+        *everyone,
+        "invite",
+        "claims",
+        "leaderboard",
+        "claim",
+        "points",
+        "redeem",
+    ]
+    assert commands_for([Role.shop]) == [*everyone, "checkout", "shop"]
     assert commands_for([Role.liaison]) == [*everyone, "issues", "rectified"]
 
 

@@ -12,11 +12,11 @@ from babel.messages.pofile import read_po
 from bot.i18n import LOCALES, LOCALES_DIR, Catalogues
 from bot.rules import load_rules
 from bot.services.claims import ClaimRefusal
+from bot.services.invites import InviteRefusal
 from bot.services.points import CorrectionRefusal, Kind
 from bot.services.points_rules import CheckoutInput
-from bot.services.redemptions import CheckoutRefusal, IssueRefusal
-from bot.services.invites import InviteRefusal
 from bot.services.problem_machine import TRANSITIONS, Action, Refusal, Status
+from bot.services.redemptions import CheckoutRefusal, IssueRefusal
 from bot.services.roles import AreaKind, Role
 from handlers.problem_actions import REASON_ACTIONS, REJECT_PRESETS
 

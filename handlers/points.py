@@ -192,6 +192,8 @@ async def leaderboard_command(update: Update, context: Context) -> None:
         boards = await points.leaderboard(
             session, start, end, villages, top=services.rules.points.leaderboard_top
         )
+    if is_group(update):  # posted for the whole group: in the deployment's language
+        _ = services.i18n.translator(services.settings.default_locale)
     header = _("leaderboard.title", month=month_label(services, _, start))
     for text in chunks(header, board_lines(_, boards) or [_("leaderboard.no_villages")]):
         await message.reply_text(text)

@@ -174,8 +174,8 @@ async def find_people(session: AsyncSession, text: str, *, limit: int = 5) -> li
     needle = text.strip()
     if needle.startswith("@"):
         condition = func.lower(Person.username) == needle[1:].lower()
-    elif needle.isascii() and needle.lstrip("-").isdigit() and len(needle) <= 20:
-        condition = Person.telegram_id == int(needle)
+    elif needle.isascii() and needle.lstrip("-").isdigit() and len(needle) <= 18:
+        condition = Person.telegram_id == int(needle)  # (18 digits: within a 64-bit id)
     else:
         condition = Person.full_name == needle
     rows = await session.scalars(select(Person).where(condition).order_by(Person.id).limit(limit))

@@ -45,8 +45,12 @@ async def seat(h: Harness) -> Harness:
         if uid not in h.sb.users:
             h.sb.add_user(uid, name)
         await grant(h, uid, name, role, area)
-    for uid in (ADMIN, STRANGER, *(c[0] for c in CAST)):
-        await h.reply_to(uid, "/start")
+    everyone = (ADMIN, STRANGER, *(c[0] for c in CAST))
+    mark = h.sb.mark()
+    for uid in everyone:  # all at once: the bot takes them in one batch
+        h.sb.send_text(uid, "/start")
+    for uid in everyone:
+        await h.sb.wait_messages(uid, n=1, since=mark)
     return h
 
 

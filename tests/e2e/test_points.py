@@ -159,6 +159,8 @@ async def test_admins_correct_and_read_ledgers(town: Harness) -> None:
         (ADMIN, f"/adjust {VOLUNTEER} 0 奖励", "用法：/adjust"),
         (ADMIN, "/adjust @nobody +5 奖励", "找不到“@nobody”"),
         (ADMIN, "/adjust 无名氏 +5 奖励", "找不到“无名氏”"),
+        (ADMIN, f"/adjust {'9' * 30} +5 奖励", "找不到"),
+        (ADMIN, f"/adjust {VOLUNTEER} +{'9' * 30} 奖励", "用法：/adjust"),
         (ADMIN, f"/adjust {VOLUNTEER} -1 多记", "余额只有 0 分"),
         (ADMIN, "/ledger", "用法：/ledger"),
     ]

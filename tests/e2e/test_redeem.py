@@ -105,6 +105,8 @@ async def test_checkout_refusals_change_nothing(world: Harness) -> None:
         (SHOP, f"/checkout {code} 0", "积分必须大于 0"),
         (SHOP, f"/checkout {code} -2", "积分必须大于 0"),
         (SHOP, "/checkout 12ab56 3", "6 位数字"),
+        (SHOP, f"/checkout {'9' * 3000} 3", "6 位数字"),
+        (SHOP, "/checkout ١٢٣٤٥٦ 3", "6 位数字"),
         (SHOP, f"/checkout {code}", "用法：/checkout"),
         (SHOP, "/checkout", "用法：/checkout"),
         (SHOP, f"/checkout {code} 999999999", "太多了"),

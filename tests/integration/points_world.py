@@ -31,11 +31,24 @@ def policy(**changes: object) -> Policy:
     return Policy(rules.model_copy(update=changes), ZONE)
 
 
+_areas: dict[str, dict[str, int]] = {}
+
+
 async def import_areas(db: Database) -> dict[str, int]:
+    """The example organisation's areas (imported once per database)."""
+    key = str(db.engine.url)
+    if key not in _areas or not await _still_there(db):
+        async with db.begin() as s:
+            if await s.scalar(select(func.count()).select_from(Area)) == 0:
+                await import_org(s, parse_org_file(EXAMPLES / "org.yaml"))
+            _areas[key] = {a.code: a.id for a in (await s.scalars(select(Area))).all()}
+    return _areas[key]
+
+
+async def _still_there(db: Database) -> bool:
+    # PostgreSQL's tables are emptied between tests while the URL stays the same.
     async with db.begin() as s:
-        if await s.scalar(select(func.count()).select_from(Area)) == 0:
-            await import_org(s, parse_org_file(EXAMPLES / "org.yaml"))
-        return {a.code: a.id for a in (await s.scalars(select(Area))).all()}
+        return bool(await s.scalar(select(func.count()).select_from(Area)))
 
 
 @dataclass
@@ -46,13 +59,23 @@ class Person:
 
 
 async def person(db: Database, name: str, *grants: tuple[Role, str]) -> Person:
+    return (await cast_of(db, [(name, grants)]))[0]
+
+
+async def cast_of(
+    db: Database, specs: list[tuple[str, tuple[tuple[Role, str], ...]]]
+) -> list[Person]:
+    """People with their roles, all in one transaction."""
     areas = await import_areas(db)
-    telegram_id = next(_telegram_ids)
+    found = []
     async with db.begin() as s:
-        row = await people.ensure_person(s, telegram_id, name, None)
-        for role, code in grants:
-            await people.grant_role(s, row.id, role, areas[code])
-        return Person(row.id, telegram_id, name)
+        for name, grants in specs:
+            telegram_id = next(_telegram_ids)
+            row = await people.ensure_person(s, telegram_id, name, None)
+            for role, code in grants:
+                await people.grant_role(s, row.id, role, areas[code])
+            found.append(Person(row.id, telegram_id, name))
+    return found
 
 
 async def books(db: Database) -> dict[int, tuple[int, int]]:

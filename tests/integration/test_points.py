@@ -28,6 +28,7 @@ from tests.integration.points_world import (
     Person,
     assert_books_balance,
     books,
+    cast_of,
     import_areas,
     person,
     policy,
@@ -37,19 +38,23 @@ VILLAGE, OTHER_VILLAGE, SUBJECT = "NH-DQ-01", "NH-XS-01", "NH-DQ"
 _sources = itertools.count(1)
 
 
+CAST = {
+    "volunteer": ("赵志愿", ((Role.volunteer, VILLAGE),)),
+    "other_volunteer": ("钱志愿", ((Role.volunteer, VILLAGE),)),
+    "inspector": ("张网格", ((Role.inspector, SUBJECT),)),
+    "cadre": ("陈干部", ((Role.cadre, VILLAGE),)),
+    "other_cadre": ("周干部", ((Role.cadre, OTHER_VILLAGE),)),
+    "admin": ("王主任", ((Role.admin, "NH"),)),
+    "liaison": ("李联络", ((Role.liaison, SUBJECT),)),
+    "shop": ("孙超市", ((Role.shop, VILLAGE),)),
+    "other_shop": ("吴超市", ((Role.shop, OTHER_VILLAGE),)),
+}
+
+
 @pytest.fixture
 async def cast(db: Database) -> dict[str, Person]:
-    return {
-        "volunteer": await person(db, "赵志愿", (Role.volunteer, VILLAGE)),
-        "other_volunteer": await person(db, "钱志愿", (Role.volunteer, VILLAGE)),
-        "inspector": await person(db, "张网格", (Role.inspector, SUBJECT)),
-        "cadre": await person(db, "陈干部", (Role.cadre, VILLAGE)),
-        "other_cadre": await person(db, "周干部", (Role.cadre, OTHER_VILLAGE)),
-        "admin": await person(db, "王主任", (Role.admin, "NH")),
-        "liaison": await person(db, "李联络", (Role.liaison, SUBJECT)),
-        "shop": await person(db, "孙超市", (Role.shop, VILLAGE)),
-        "other_shop": await person(db, "吴超市", (Role.shop, OTHER_VILLAGE)),
-    }
+    made = await cast_of(db, list(CAST.values()))
+    return dict(zip(CAST, made, strict=True))
 
 
 async def _report(db: Database, reporter: Person, when: datetime = T0) -> str:

@@ -21,7 +21,14 @@ from bot.services.problems import PhotoIn
 from bot.services.redemptions import CheckoutRefusal, CheckoutRefused, IssuedCode, Receipt
 from bot.services.roles import Role
 from models import PointsEntry, RedemptionCode
-from tests.integration.points_world import T0, assert_books_balance, books, person, policy
+from tests.integration.points_world import (
+    T0,
+    assert_books_balance,
+    books,
+    cast_of,
+    person,
+    policy,
+)
 
 RACERS = 50
 # For the races that need fewer to make their point (SQLite's busy waits make each racer cost).
@@ -66,7 +73,7 @@ async def test_fifty_redemptions_on_one_balance(wide_db: Database) -> None:
     db = wide_db
     volunteer = await person(db, "赵志愿", (Role.volunteer, "NH-DQ-01"))
     admin = await person(db, "王主任", (Role.admin, "NH"))
-    shops = [await person(db, f"超市{i}", (Role.shop, "NH-DQ-01")) for i in range(2)]
+    shops = await cast_of(db, [(f"超市{i}", ((Role.shop, "NH-DQ-01"),)) for i in range(2)])
     await _fund(db, volunteer.id, admin.id, 60)
     codes = []
     for _ in range(RACERS // 2):
@@ -124,7 +131,7 @@ async def test_twenty_shops_enter_one_code_at_once(wide_db: Database) -> None:
     db = wide_db
     volunteer = await person(db, "赵志愿", (Role.volunteer, "NH-DQ-01"))
     admin = await person(db, "王主任", (Role.admin, "NH"))
-    shops = [await person(db, f"超市{i}", (Role.shop, "NH-DQ-01")) for i in range(FEW)]
+    shops = await cast_of(db, [(f"超市{i}", ((Role.shop, "NH-DQ-01"),)) for i in range(FEW)])
     await _fund(db, volunteer.id, admin.id, 10)
     async with db.begin() as s:
         issued = await redemptions.issue_code(s, POLICY, volunteer.id, now=T0)
@@ -148,7 +155,7 @@ async def test_one_volunteer_redeeming_twice_at_once(wide_db: Database) -> None:
     db = wide_db
     volunteer = await person(db, "赵志愿", (Role.volunteer, "NH-DQ-01"))
     admin = await person(db, "王主任", (Role.admin, "NH"))
-    shops = [await person(db, f"超市{i}", (Role.shop, "NH-DQ-01")) for i in range(2)]
+    shops = await cast_of(db, [(f"超市{i}", ((Role.shop, "NH-DQ-01"),)) for i in range(2)])
     await _fund(db, volunteer.id, admin.id, 5)
     issued = []
     for _ in shops:
@@ -175,7 +182,7 @@ async def test_one_volunteer_redeeming_twice_at_once(wide_db: Database) -> None:
 async def test_racing_approvals_keep_the_cap_and_decide_once(wide_db: Database) -> None:
     db = wide_db
     volunteer = await person(db, "赵志愿", (Role.volunteer, "NH-DQ-01"))
-    cadres = [await person(db, f"干部{i}", (Role.cadre, "NH-DQ-01")) for i in range(2)]
+    cadres = await cast_of(db, [(f"干部{i}", ((Role.cadre, "NH-DQ-01"),)) for i in range(2)])
     capped = policy(daily_cap=20)
     ids = []
     for _ in range(FEW // 2):  # 10 clean-ups of 5 points on one day: 50 asked, 20 allowed

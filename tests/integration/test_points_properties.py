@@ -28,8 +28,8 @@ from tests.integration.points_world import (
     Person,
     assert_books_balance,
     books,
+    cast_of,
     import_areas,
-    person,
     policy,
 )
 
@@ -114,7 +114,8 @@ def steps_for(w: World, balances: dict[int, tuple[int, int]]) -> st.SearchStrate
 async def _world(db: Database) -> World:
     n = next(_examples)
     areas = await import_areas(db)
-    cast = {name: await person(db, f"{name}-{n}", *grants) for name, grants in CAST.items()}
+    made = await cast_of(db, [(f"{name}-{n}", grants) for name, grants in CAST.items()])
+    cast = dict(zip(CAST, made, strict=True))
     # Each example on days of its own: earlier examples' codes have expired.
     return World(cast, areas["NH-DQ"], T0 + timedelta(days=3 * n))
 
@@ -256,7 +257,7 @@ async def _caps_hold(db: Database) -> None:
 
 
 @settings(
-    max_examples=20,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

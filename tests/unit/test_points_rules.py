@@ -1,10 +1,12 @@
 """The pure rules of points, as tables."""
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from bot.rules import load_rules
 from bot.services.points_rules import (
     CheckoutInput,
     capped_amount,
@@ -19,6 +21,7 @@ from bot.services.points_rules import (
     parse_month,
     reversal_amount,
 )
+from bot.settings import ConfigError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -157,3 +160,31 @@ def _ago(*minutes: int) -> list[datetime]:
 )
 def test_lock_out(failures: list[datetime], until: datetime | None) -> None:
     assert locked_until(failures, NOW, SHANGHAI, per_hour=5, per_day=20) == until
+
+
+def test_a_points_section_of_ones_own_gets_the_new_defaults(tmp_path: Path) -> None:
+    own = tmp_path / "rules.yaml"
+    own.write_text("points: {activities: {patrol: 4}, daily_cap: 0}\n", encoding="utf-8")
+    points = load_rules(own).points
+    assert points.activities == {"patrol": 4} and points.daily_cap == 0
+    assert (points.code_valid_minutes, points.max_live_codes) == (10, 3)
+    assert (points.checkout_failures_per_hour, points.checkout_failures_per_day) == (5, 20)
+    assert (points.problem_assigned, points.problem_closed) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "{activities: {}}",
+        "{activities: {Patrol!: 1}}",
+        "{activities: {patrol: -1}}",
+        "{activities: {patrol: 1}, problem_closed: -3}",
+        "{activities: {patrol: 1}, leaderboard_day: 31}",
+        "{activities: {patrol: 1}, code_valid_minutes: 0}",
+    ],
+)
+def test_bad_points_sections_are_refused(tmp_path: Path, section: str) -> None:
+    own = tmp_path / "rules.yaml"
+    own.write_text(f"points: {section}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="points"):
+        load_rules(own)

@@ -8,7 +8,7 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler
 
 from bot.context import Context
-from bot.services import people, points
+from bot.services import people, points, points_reports
 from bot.services.chats import binding_of
 from bot.services.points import CorrectionRefused
 from bot.services.points_rules import month_window, months_back, parse_correction, parse_month
@@ -30,7 +30,7 @@ async def points_command(update: Update, context: Context) -> None:
         return
     services, _ = context.services, context._
     async with services.db.begin() as session:
-        mine = await points.statement(
+        mine = await points_reports.statement(
             session, actor.person_id, now=services.now(), zone=services.settings.zone
         )
     lines = [
@@ -180,7 +180,7 @@ async def leaderboard_command(update: Update, context: Context) -> None:
             if bound is None:
                 await reply(update, context, "leaderboard.not_bound")
                 return
-            villages: list[int] | None = await points.villages_under(session, bound.area_id)
+            villages: list[int] | None = await points_reports.villages_under(session, bound.area_id)
         elif actor.has(Role.admin):
             villages = None
         elif actor.has(Role.cadre):
@@ -189,7 +189,7 @@ async def leaderboard_command(update: Update, context: Context) -> None:
             await reply(update, context, "leaderboard.not_allowed")
             return
         start, end = month_window(now, services.settings.zone, back)
-        boards = await points.leaderboard(
+        boards = await points_reports.leaderboard(
             session, start, end, villages, top=services.rules.points.leaderboard_top
         )
     if is_group(update):  # posted for the whole group: in the deployment's language

@@ -7,7 +7,8 @@ from datetime import datetime
 
 from bot.context import Context, Services
 from bot.i18n import Translator
-from bot.services.points import BoardLine, Entry, Kind, Policy, VillageBoard
+from bot.services.points import Entry, Kind, Policy
+from bot.services.points_reports import BoardLine, VillageBoard
 
 MESSAGE_LIMIT = 4000  # under Telegram's 4096, with room for a header
 

@@ -15,7 +15,7 @@ from typing import Any
 from telegram.ext import Application
 
 from bot.context import Context, Services
-from bot.services import outbox, points
+from bot.services import outbox, points_reports
 from bot.services.points_rules import month_window
 from handlers.points_views import board_lines, chunks, month_label
 
@@ -31,8 +31,8 @@ async def write_leaderboards(services: Services, *, now: datetime | None = None)
     header = tr("leaderboard.title", month=month_label(services, tr, start))
     written = 0
     async with services.db.begin() as session:
-        for chat_id, villages in await points.bound_groups_villages(session):
-            boards = await points.leaderboard(
+        for chat_id, villages in await points_reports.bound_groups_villages(session):
+            boards = await points_reports.leaderboard(
                 session, start, end, villages, top=services.rules.points.leaderboard_top
             )
             for part, text in enumerate(chunks(header, board_lines(tr, boards))):

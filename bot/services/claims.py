@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from bot.services import points
+from bot.services import points, points_reports
 from bot.services.points import Change, Policy
 from bot.services.problems import PhotoIn
 from bot.services.roles import Role
@@ -69,7 +69,7 @@ class Cadre:
 
 
 async def volunteer_village(session: AsyncSession, person_id: int) -> tuple[int, str] | None:
-    return await points.volunteer_village(session, person_id)
+    return await points_reports.volunteer_village(session, person_id)
 
 
 async def cadres_of(

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.db import Database
-from bot.services import claims, points, problems, redemptions
+from bot.services import claims, points, points_reports, problems, redemptions
 from bot.services.claims import ClaimRefusal, ClaimView, Decided
 from bot.services.points import CorrectionRefused, Kind, Policy
 from bot.services.points_rules import month_window
@@ -465,11 +465,11 @@ async def test_statement_ranks_and_leaderboard(db: Database, cast: dict[str, Per
     last_month = T0 - timedelta(days=20)  # October: not this month's
     await _correct(db, w, 50, cast["admin"], last_month)  # corrections are not earnings
     async with db.begin() as s:
-        mine = await points.statement(s, v.id, now=T0, zone=ZONE)
-        theirs = await points.statement(s, w.id, now=T0, zone=ZONE)
-        nobody = await points.statement(s, third.id, now=T0, zone=ZONE)
+        mine = await points_reports.statement(s, v.id, now=T0, zone=ZONE)
+        theirs = await points_reports.statement(s, w.id, now=T0, zone=ZONE)
+        nobody = await points_reports.statement(s, third.id, now=T0, zone=ZONE)
         start, end = month_window(T0, ZONE)
-        boards = await points.leaderboard(s, start, end)
+        boards = await points_reports.leaderboard(s, start, end)
     assert (mine.balance, mine.earned_month, mine.rank, mine.volunteers) == (6, 6, 1, 3)
     assert [e.kind for e in mine.entries] == [Kind.activity, Kind.activity]
     assert mine.village_name == "东桥村"
@@ -506,12 +506,13 @@ async def test_volunteer_activity_in_a_window(db: Database, cast: dict[str, Pers
             await redemptions.checkout(s, p, shop.id, None, issued.code, 4, now=T0), Receipt
         )
     async with db.begin() as s:
-        week = await points.volunteer_activity(s, T0 - timedelta(days=1), T0 + timedelta(days=1))
-        before = await points.volunteer_activity(s, T0 - timedelta(days=9), T0 - timedelta(days=1))
+        day = timedelta(days=1)
+        week = await points_reports.volunteer_activity(s, T0 - day, T0 + day)
+        before = await points_reports.volunteer_activity(s, T0 - 9 * day, T0 - day)
         report = await redemptions.shop_report(
             s, shop.id, T0 - timedelta(hours=1), T0 + timedelta(hours=1)
         )
-    assert week == points.VolunteerActivity(
+    assert week == points_reports.VolunteerActivity(
         claims_submitted=3,
         claims_approved=2,
         claims_refused=1,
@@ -521,7 +522,7 @@ async def test_volunteer_activity_in_a_window(db: Database, cast: dict[str, Pers
         redemptions=1,
         volunteers_earning=1,
     )
-    assert before == points.VolunteerActivity(0, 0, 0, 0, 0, 0, 0, 0)
+    assert before == points_reports.VolunteerActivity(0, 0, 0, 0, 0, 0, 0, 0)
     assert (report.count, report.total) == (1, 4)
     assert [(line.volunteer_name, line.amount) for line in report.lines] == [("赵志愿", 4)]
     async with db.begin() as s:

@@ -18,6 +18,7 @@ from bot.sending.ratelimit import ChatRateLimiter
 from bot.services.media import MediaStore
 from bot.settings import Settings
 from handlers import (
+    claims,
     common,
     errors,
     export,
@@ -26,15 +27,17 @@ from handlers import (
     help,
     invite,
     lang,
+    points,
     problem_actions,
     problem_queries,
     ranking,
+    redeem,
     remind,
     report_dialog,
     reports,
     start,
 )
-from jobs import albums, media, reminders, weekly_ranking
+from jobs import albums, leaderboard, media, reminders, weekly_ranking
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -54,10 +57,13 @@ HANDLER_MODULES = (
     remind,
     ranking,
     export,
+    claims,
+    points,
+    redeem,
     errors,
     fallback,
 )
-JOB_MODULES = (albums, media, reminders, weekly_ranking)
+JOB_MODULES = (albums, media, reminders, weekly_ranking, leaderboard)
 
 
 def build_application(

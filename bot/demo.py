@@ -3,8 +3,10 @@
 The scene: an admin from ADMIN_IDS sets up, invites a liaison with buttons and a cadre in one
 line, the cadre invites a volunteer, a used-up link is refused, the bot joins the work group and
 is bound to the district (a stranger's attempt is refused), /help in Chinese and in English;
-a problem goes round the whole loop; then two Mondays of 晾晒 (the second with each town's move
-since the first), /rank in the town's group, and the ledger exported by the admin.
+a problem goes round the whole loop; the volunteer's points: earned through a report and an
+approved activity claim, checked with /points, and spent at a shop with a one-time code; then two
+Mondays of 晾晒 (the second with each town's move since the first), /rank in the town's group,
+and the ledger exported by the admin.
 The transcript is printed and saved to demo-out/transcript.txt, with the last Monday's chart
 (demo-out/ranking.png) and the ledger (demo-out/ledger.xlsx).
 """
@@ -34,7 +36,7 @@ EXAMPLE_ORG = Path(__file__).resolve().parent.parent / "examples" / "org.yaml"
 LINK = re.compile(r"start=([A-Za-z0-9_-]+)")
 
 ADMIN, LIAISON, CADRE, VOLUNTEER, LATECOMER, STRANGER = 1001, 2001, 3001, 4001, 4002, 6666
-INSPECTOR = 2101
+INSPECTOR, SHOP = 2101, 5101
 GROUP = -1001234567
 TOWN_GROUP = -1001234568
 RIVERSIDE = (30.7512, 120.7588)
@@ -96,6 +98,7 @@ async def play(h: Harness, out: Path) -> None:
     await h.press(5001, chooser, "English")
     await h.say(5001, "/help")
     await play_problems(h)
+    await play_points(h)
     await play_ranking(h, out)
 
 
@@ -172,6 +175,43 @@ async def play_problems(h: Harness) -> None:
     mark = sb.mark()
     sb.send_text(ADMIN, "/issue NH-2026-0001")
     await h.wait_for(ADMIN, mark, "处理记录")
+
+
+async def play_points(h: Harness) -> None:
+    """The volunteer earns: the private report is assigned (+2), an activity claim is approved
+    by the village's cadre (+5); checks /points; spends at the village's shop with a code."""
+    sb = h.sb
+    card = next(m for m in reversed(sb.sent(ADMIN)) if "NH-2026-0003" in m.content and m.buttons)
+    menu = await h.press(ADMIN, card, "交办")
+    menu = await h.press(ADMIN, menu, "✓ 东桥镇")
+    mark = sb.mark()
+    await h.press_answer(ADMIN, menu, menu.buttons[0][0])
+    await h.wait_for(VOLUNTEER, mark, "积分变动")
+
+    step = await h.reply_to(VOLUNTEER, "/claim")
+    step = await h.press(VOLUNTEER, step, "清理 +5")
+    mark = sb.mark()
+    sb.send_photo(VOLUNTEER)
+    await h.wait_for(VOLUNTEER, mark, "第3步")
+    mark = sb.mark()
+    await h.say(VOLUNTEER, "周六上午清理河道垃圾三袋")
+    claim = await h.wait_for(CADRE, mark, "活动申报 #1")
+    mark = sb.mark()
+    await h.press_answer(CADRE, claim, "✅ 通过")
+    await h.wait_for(VOLUNTEER, mark, "已通过")
+    await h.say(VOLUNTEER, "/points")
+
+    sb.add_user(SHOP, "东桥超市")
+    await h.say(SHOP, f"/start {_code(await h.reply_to(ADMIN, '/invite shop NH-DQ-01'))}")
+    mark = sb.mark()
+    sb.send_text(VOLUNTEER, "/redeem")
+    code = await h.wait_for(VOLUNTEER, mark, "兑换码：")
+    digits = code.content.split("兑换码：", 1)[1][:6]
+    mark = sb.mark()
+    await h.say(SHOP, f"/checkout {digits} 5")
+    await h.wait_for(VOLUNTEER, mark, "兑换了 5 积分")
+    await h.say(SHOP, f"/checkout {digits} 5")  # the same code again: refused
+    await h.say(SHOP, "/shop today")
 
 
 async def run_demo(out: Path, *, speed: float = 0.1) -> int:

@@ -6,6 +6,7 @@ top-level section it names. Everything here is data the domain reads, never code
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import time
 from pathlib import Path
@@ -44,10 +45,35 @@ class Deadlines(_Strict):
 
 
 class Points(_Strict):
-    problem_assigned: int = 2
-    problem_closed: int = 3
+    problem_assigned: int = Field(2, ge=0)
+    problem_closed: int = Field(3, ge=0)
     activities: dict[str, int]
+    # Earned per person per local day; 0 means no cap.
     daily_cap: int = Field(20, ge=0)
+    code_valid_minutes: int = Field(10, gt=0, le=24 * 60)
+    # Unused, unexpired redemption codes one person may hold at once.
+    max_live_codes: int = Field(3, ge=1, le=100)
+    # A shop account that enters this many wrong codes (unknown, expired, used) within an hour,
+    # or within a local day, is refused until the window has passed: 6-digit codes are guessable.
+    checkout_failures_per_hour: int = Field(5, ge=1)
+    checkout_failures_per_day: int = Field(20, ge=1)
+    # The monthly leaderboard: posted to every bound group on this day of the month (for the
+    # month before), listing this many volunteers per village.
+    leaderboard_day: int = Field(1, ge=1, le=28)
+    leaderboard_time: time = time(9, 0)
+    leaderboard_top: int = Field(10, ge=1, le=50)
+
+    @field_validator("activities")
+    @classmethod
+    def _activity_keys(cls, value: dict[str, int]) -> dict[str, int]:
+        for key, amount in value.items():
+            if not re.fullmatch(r"[a-z0-9_]{1,24}", key):
+                raise ValueError(f"activity key {key!r}: use a-z, 0-9 and _ (at most 24)")
+            if amount < 0:
+                raise ValueError(f"activity {key}: points must not be negative")
+        if not value:
+            raise ValueError("at least one activity is needed")
+        return value
 
 
 class Ranking(_Strict):

@@ -14,10 +14,12 @@ from telegram.ext import Application, CallbackQueryHandler
 
 from bot.context import Context
 from bot.services import drafts, org, people, problems
+from bot.services import points as points_ledger
 from bot.services.chats import binding_of
 from bot.services.problem_machine import Action, Refusal
 from bot.services.problems import ProblemCard, ProblemView
 from bot.services.roles import AreaKind, Role
+from handlers.points_views import entry_line, policy_of
 from handlers.problem_views import (
     card_text,
     check_keyboard,
@@ -52,6 +54,7 @@ async def make_transition(
             action,
             actor.person_id,
             now=context.services.now(),
+            points=policy_of(context.services),
             **values,  # type: ignore[arg-type]
         )
 
@@ -80,6 +83,9 @@ async def announce(context: Context, code: str, action: Action, reason: str | No
         )
         reporter = card.problem.reporter_telegram_id
         locales = await people.locales_of(session, {reporter, *liaisons, *admins, *inspectors})
+        earned = await points_ledger.points_of_transition(
+            session, card.problem.id, card.problem.reporter_id, action
+        )
 
     notice = f"notice.{action.value}"
     extra = {
@@ -127,7 +133,11 @@ async def announce(context: Context, code: str, action: Action, reason: str | No
                 extension_keyboard(t, code),
             )
     t = services.i18n.translator(locales.get(reporter))
-    await notify(context, reporter, t(f"reporter.{action.value}", **extra))
+    told = t(f"reporter.{action.value}", **extra)
+    if earned is not None:  # the points this transition brought or took back
+        told += "\n" + t("points.notice", balance=earned.balance)
+        told += "\n" + entry_line(services, t, earned.entry)
+    await notify(context, reporter, told)
     chat_id = card.problem.source_chat_id
     if (
         chat_id is not None

@@ -18,6 +18,7 @@ from bot.services.drafts import DraftView
 from bot.services.problem_machine import Action
 from bot.services.problems import PhotoIn, ProblemView, ReportIn, distance_m
 from bot.services.roles import AreaKind, Role
+from handlers import claims as claim_dialog
 from handlers.common import is_private, reply
 from handlers.problem_actions import (
     announce,
@@ -235,6 +236,8 @@ async def on_private_message(update: Update, context: Context) -> None:
         await _add_photo(update, context, draft, message)
     elif draft.kind in ("rectify", "reason"):
         await _typed_text(update, context, draft, message)
+    elif draft.kind in claim_dialog.DRAFT_KINDS:
+        await claim_dialog.on_draft_message(update, context, draft, message)
 
 
 async def _typed_text(update: Update, context: Context, draft: DraftView, message: Message) -> None:

@@ -4,23 +4,35 @@ from models.base import Base
 from models.drafts import Draft
 from models.org import Area, Chat, Invite, InviteUse, Person, RoleGrant
 from models.outbox import OutboxMessage
+from models.points import (
+    ActivityClaim,
+    CheckoutAttempt,
+    PointsAccount,
+    PointsEntry,
+    RedemptionCode,
+)
 from models.problems import IntakePart, Problem, ProblemEvent, ProblemPhoto
 from models.rankings import RankingSnapshot, RankingSnapshotRow
 
 __all__ = [
+    "ActivityClaim",
     "Area",
     "Base",
     "Chat",
+    "CheckoutAttempt",
     "Draft",
     "IntakePart",
     "Invite",
     "InviteUse",
     "OutboxMessage",
     "Person",
+    "PointsAccount",
+    "PointsEntry",
     "Problem",
     "ProblemEvent",
     "ProblemPhoto",
     "RankingSnapshot",
     "RankingSnapshotRow",
+    "RedemptionCode",
     "RoleGrant",
 ]

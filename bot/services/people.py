@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services.roles import Role
@@ -158,3 +158,25 @@ async def person_id_for(session: AsyncSession, telegram_id: int) -> int | None:
         select(Person.id).where(Person.telegram_id == telegram_id)
     )
     return person_id
+
+
+@dataclass(frozen=True)
+class PersonRef:
+    id: int
+    telegram_id: int
+    full_name: str
+    username: str | None
+    locale: str | None
+
+
+async def find_people(session: AsyncSession, text: str, *, limit: int = 5) -> list[PersonRef]:
+    """People an admin means by ``text``: ``@username``, a Telegram id, or an exact name."""
+    needle = text.strip()
+    if needle.startswith("@"):
+        condition = func.lower(Person.username) == needle[1:].lower()
+    elif needle.isascii() and needle.lstrip("-").isdigit() and len(needle) <= 18:
+        condition = Person.telegram_id == int(needle)  # (18 digits: within a 64-bit id)
+    else:
+        condition = Person.full_name == needle
+    rows = await session.scalars(select(Person).where(condition).order_by(Person.id).limit(limit))
+    return [PersonRef(p.id, p.telegram_id, p.full_name, p.username, p.locale) for p in rows]

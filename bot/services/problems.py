@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.services import points as points_ledger
 from bot.services.problem_machine import (
     OPEN_STATUSES,
     TRANSITIONS,
@@ -337,8 +338,11 @@ async def transition(
     deadline: datetime | None = None,
     reason: str | None = None,
     after_photos: list[PhotoIn] | None = None,
+    points: points_ledger.Policy | None = None,
 ) -> ProblemView | Refusal | None:
-    """Make one transition; None if there is no such problem. A refusal changes nothing."""
+    """Make one transition; None if there is no such problem. A refusal changes nothing.
+    With ``points``, the reporter's points for it go into the ledger in the same transaction
+    (see ``points.on_problem_transition``)."""
     problem = await problem_by_code(session, code)
     if problem is None:
         return None
@@ -387,6 +391,18 @@ async def transition(
         )
     )
     await session.flush()
+    if points is not None:
+        await points_ledger.on_problem_transition(
+            session,
+            points,
+            problem_id=problem.id,
+            reporter_id=problem.reporter_id,
+            reported_at=problem.created_at,
+            action=action,
+            actor_id=actor_person_id,
+            now=now,
+            reason=event.reason,
+        )
     return await _view(session, problem)
 
 

@@ -63,16 +63,34 @@ def may_invite(
 # Commands by who may use them; /help lists the union for the asker, in this order.
 EVERYONE_COMMANDS: tuple[str, ...] = ("start", "help", "lang", "report", "issue", "cancel")
 ROLE_COMMANDS: dict[Role, tuple[str, ...]] = {
-    Role.admin: ("issues", "remind", "invite", "bindgroup", "rank", "export"),
-    Role.cadre: ("invite", "rank"),
+    Role.admin: (
+        "issues",
+        "remind",
+        "invite",
+        "bindgroup",
+        "rank",
+        "export",
+        "adjust",
+        "ledger",
+        "leaderboard",
+    ),
+    Role.cadre: ("invite", "rank", "claims", "leaderboard"),
     Role.leader: ("issues", "rank", "export"),
     Role.liaison: ("issues", "rectified", "rank"),
     Role.inspector: ("issues", "rank"),
-    Role.volunteer: ("rank",),
-    Role.shop: (),
+    Role.volunteer: ("rank", "claim", "points", "redeem"),
+    Role.shop: ("checkout", "shop"),
 }
 GROUP_COMMANDS: tuple[str, ...] = ("help", "report", "issue", "rank")
-GROUP_ADMIN_COMMANDS: tuple[str, ...] = ("bindgroup", "help", "report", "issue", "issues", "rank")
+GROUP_ADMIN_COMMANDS: tuple[str, ...] = (
+    "bindgroup",
+    "help",
+    "report",
+    "issue",
+    "issues",
+    "rank",
+    "leaderboard",
+)
 
 
 def commands_for(roles: Iterable[Role]) -> list[str]:

@@ -10,9 +10,14 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from bot.i18n import LOCALES, LOCALES_DIR, Catalogues
+from bot.rules import load_rules
+from bot.services.claims import ClaimRefusal
 from bot.services.invites import InviteRefusal
+from bot.services.points import CorrectionRefusal, Kind
+from bot.services.points_rules import CheckoutInput
 from bot.services.problem_machine import TRANSITIONS, Action, Refusal, Status
 from bot.services.ranking import REASON_KINDS, Code
+from bot.services.redemptions import CheckoutRefusal, IssueRefusal
 from bot.services.roles import AreaKind, Role
 from bot.services.windows import WindowError
 from handlers.problem_actions import REASON_ACTIONS, REJECT_PRESETS
@@ -56,6 +61,15 @@ def _used_keys() -> set[str]:
     keys |= {f"rank.error.{e.value}" for e in WindowError}
     keys |= {f"rank.reason.{k}" for k in REASON_KINDS}
     keys |= {f"export.stage.{s}" for s in ("problems", "ranking", "writing")}
+    # Points: ledger lines, activities, and every refusal.
+    keys |= {f"points.entry.{k.value}" for k in Kind}
+    keys |= {f"activity.{a}" for a in load_rules().points.activities}
+    keys |= {f"claim.refusal.{r.value}" for r in ClaimRefusal}
+    keys |= {f"claim.already.{status}" for status in ("approved", "refused")}
+    keys |= {f"adjust.refused.{r.value}" for r in CorrectionRefusal}
+    keys |= {f"redeem.refused.{r.value}" for r in IssueRefusal}
+    keys |= {f"checkout.input.{r.value}" for r in CheckoutInput}
+    keys |= {f"checkout.refused.{r.value}" for r in CheckoutRefusal}
     return keys
 
 

@@ -33,14 +33,19 @@ def test_invitable_roles() -> None:
 def test_commands_per_role() -> None:
     everyone = ["start", "help", "lang", "report", "issue", "cancel"]
     assert commands_for([]) == everyone
-    assert commands_for([A]) == [
-        *everyone,
+    admin = [
         *("issues", "remind", "invite", "bindgroup", "rank", "export"),
+        *("adjust", "ledger", "leaderboard"),
     ]
-    assert commands_for([V, C]) == [*everyone, "invite", "rank"]
+    assert commands_for([A]) == [*everyone, *admin]
+    assert commands_for([V, C]) == [
+        *everyone,
+        *("invite", "rank", "claims", "leaderboard"),
+        *("claim", "points", "redeem"),
+    ]
     assert commands_for([Role.liaison]) == [*everyone, "issues", "rectified", "rank"]
     assert commands_for([Role.leader]) == [*everyone, "issues", "rank", "export"]
-    assert commands_for([Role.shop]) == everyone
+    assert commands_for([Role.shop]) == [*everyone, "checkout", "shop"]
 
 
 @pytest.mark.parametrize(

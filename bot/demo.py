@@ -3,6 +3,10 @@
 The scene: an admin from ADMIN_IDS sets up, invites a liaison with buttons and a cadre in one
 line, the cadre invites a volunteer, a used-up link is refused, the bot joins the work group and
 is bound to the district (a stranger's attempt is refused), /help in Chinese and in English.
+Then the problem loop: a photo report in the town's group is assigned, rectified, fails
+verification once, is rectified again and closed (销号); a second report with the same photo is
+flagged as a possible duplicate and rejected; a volunteer reports privately step by step; the
+admin looks at the first problem's card and history with /issue.
 The transcript is printed and saved to demo-out/transcript.txt.
 """
 
@@ -18,14 +22,26 @@ from bot.harness import Harness, running_bot
 from bot.sandbox import SentMessage, tiny_png
 from bot.services.org import import_org, parse_org_file
 
-EXAMPLE_ORG = Path(__file__).resolve().parent.parent / "examples" / "org.yaml"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE_ORG = EXAMPLES / "org.yaml"
+# The example district's rules: its location, so that a report far away is refused.
+EXAMPLE_RULES = EXAMPLES / "rules.yaml"
 LINK = re.compile(r"start=([A-Za-z0-9_-]+)")
+PROBLEM_CODE = re.compile(r"【([A-Z]+-\d{4}-\d{4})】")
 
 ADMIN, LIAISON, CADRE, VOLUNTEER, LATECOMER, STRANGER = 1001, 2001, 3001, 4001, 4002, 6666
 INSPECTOR = 2101
 GROUP = -1001234567
 TOWN_GROUP = -1001234568
 RIVERSIDE = (30.7512, 120.7588)
+
+
+def _problem_code(message: SentMessage) -> str:
+    """The code on a problem card (the year is whatever year it is now)."""
+    match = PROBLEM_CODE.search(message.text or "")
+    if match is None:
+        raise RuntimeError(f"the bot sent no problem card: {message.text!r}")
+    return match.group(1)
 
 
 def _code(message: SentMessage) -> str:
@@ -107,6 +123,7 @@ async def play_problems(h: Harness) -> None:
     mark = sb.mark()
     sb.send_photo(INSPECTOR, chat_id=TOWN_GROUP, image=photo, caption="#问题 河边有人露天焚烧垃圾")
     card = await h.wait_for(TOWN_GROUP, mark, "已登记为问题")
+    first_code = _problem_code(card)
     menu = await h.press(ADMIN, card, "交办")
     menu = await h.press(ADMIN, menu, "✓ 东桥镇")
     mark = sb.mark()
@@ -157,7 +174,7 @@ async def play_problems(h: Harness) -> None:
     confirm = await h.press(VOLUNTEER, step, "东桥村")
     await h.press(VOLUNTEER, confirm, "✅ 提交")
     mark = sb.mark()
-    sb.send_text(ADMIN, "/issue NH-2026-0001")
+    sb.send_text(ADMIN, f"/issue {first_code}")
     await h.wait_for(ADMIN, mark, "处理记录")
 
 
@@ -172,6 +189,7 @@ async def run_demo(out: Path, *, speed: float = 0.1) -> int:
         admin_ids=[ADMIN],
         speed=speed,
         media_dir=out / "media",
+        rules_file=EXAMPLE_RULES,
     ) as h:
         await play(h)
         transcript = h.sb.transcript()

@@ -206,6 +206,10 @@ async def _assign_menu(context: Context, update: Update, code: str, args: list[s
         async with services.db.begin() as session:
             problem = await problems.problem_by_code(session, code)
             category = services.rules.category(problem.category) if problem else None
+            subject = await org.area_by_id(session, int(args[0]))
+        if subject is None or subject.kind is not AreaKind.subject:  # forged or outdated
+            await query.answer(refusal_text(context, Refusal.needs_subject, code), show_alert=True)
+            return
         default = category.default_deadline_days if category else 15
         days = [default] + [d for d in services.rules.deadlines.choices_days if d != default]
         buttons = [

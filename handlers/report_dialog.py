@@ -369,7 +369,7 @@ async def _submit_report(context: Context, chat_id: int, draft: DraftView) -> No
             report,
             now=now,
             code_prefix=services.rules.problem_code_prefix,
-            zone_year=now.astimezone(services.settings.zone).year,
+            zone_year=problems.code_year(now, services.settings.zone),
         )
         await drafts.finish(session, actor.person_id)
         card = await problems.problem_card(session, result.problem.code, now)

@@ -71,7 +71,7 @@ async def create_group_report(context: Context, chat_id: int, parts: list[Part])
             ),
             now=now,
             code_prefix=services.rules.problem_code_prefix,
-            zone_year=now.astimezone(services.settings.zone).year,
+            zone_year=problems.code_year(now, services.settings.zone),
         )
         card = await problems.problem_card(session, result.problem.code, now)
     assert card is not None

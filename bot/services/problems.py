@@ -28,7 +28,7 @@ from bot.services.problem_machine import (
     apply,
     initial,
 )
-from bot.services.roles import Role
+from bot.services.roles import AreaKind, Role
 from models import Area, Person, Problem, ProblemEvent, ProblemPhoto, RoleGrant
 
 TRANSITION_ACTIONS = frozenset(a.value for a in TRANSITIONS)
@@ -176,6 +176,12 @@ async def find_duplicates(
     return sorted(found.values(), key=lambda d: d.code)
 
 
+def code_year(now: datetime, zone: tzinfo) -> int:
+    """Problems are numbered per local calendar year: from 1 January (local time) the codes
+    start again at 0001 under the new year."""
+    return now.astimezone(zone).year
+
+
 async def _next_seq(session: AsyncSession, year: int) -> int:
     current = await session.scalar(select(func.max(Problem.seq)).where(Problem.year == year))
     return (current or 0) + 1
@@ -320,10 +326,21 @@ def _store(problem: Problem, state: ProblemState) -> None:
     problem.closed_at = state.closed_at
 
 
-async def problem_by_code(session: AsyncSession, code: str) -> Problem | None:
-    return (
-        await session.scalars(select(Problem).where(Problem.code == code.strip().upper()))
-    ).first()
+async def problem_by_code(
+    session: AsyncSession, code: str, *, lock: bool = False
+) -> Problem | None:
+    """``lock``: hold the row until the transaction ends (SELECT ... FOR UPDATE; SQLite, which
+    lets one writer in at a time, ignores it), so that two processes cannot both accept one
+    tap on the same card."""
+    query = select(Problem).where(Problem.code == code.strip().upper())
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query)).first()
+
+
+async def _is_subject(session: AsyncSession, area_id: int | None) -> bool:
+    kind = await session.scalar(select(Area.kind).where(Area.id == area_id))
+    return kind == AreaKind.subject.value
 
 
 async def transition(
@@ -339,7 +356,7 @@ async def transition(
     after_photos: list[PhotoIn] | None = None,
 ) -> ProblemView | Refusal | None:
     """Make one transition; None if there is no such problem. A refusal changes nothing."""
-    problem = await problem_by_code(session, code)
+    problem = await problem_by_code(session, code, lock=True)
     if problem is None:
         return None
     actor = await actor_roles(session, actor_person_id)
@@ -358,6 +375,8 @@ async def transition(
         after = apply(before, event)
     except Refused as refused:
         return refused.refusal
+    if action is Action.assign and not await _is_subject(session, subject_id):
+        return Refusal.needs_subject  # forged or outdated: no such town/street
     _store(problem, after)
     if action is Action.assign:
         problem.assigned_at = now

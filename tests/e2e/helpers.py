@@ -45,3 +45,10 @@ async def binding(h: Harness, chat_id: int) -> str | None:
             .where(models.Chat.telegram_chat_id == chat_id)
         )
         return code
+
+
+def problem_code(h: Harness, seq: int) -> str:
+    """The code the ``seq``-th problem of this (local) year gets: never a hard-coded year."""
+    services = h.services
+    year = services.now().astimezone(services.settings.zone).year
+    return f"{services.rules.problem_code_prefix}-{year}-{seq:04d}"

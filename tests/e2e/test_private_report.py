@@ -9,8 +9,8 @@ import models
 from bot.harness import TOKEN, Harness, running_bot
 from bot.limits import TelegramLimits
 from bot.sandbox import Sandbox, SentMessage
-from tests.e2e.conftest import ADMIN, start_world
-from tests.e2e.helpers import table_counts
+from tests.e2e.conftest import ADMIN, EXAMPLE_RULES, start_world
+from tests.e2e.helpers import problem_code, table_counts
 
 VOLUNTEER = 4001
 INSIDE = (30.7512, 120.7588)  # in 南湖区
@@ -32,7 +32,11 @@ async def test_report_in_private_across_a_restart(sqlite_url: str, tmp_path: Pat
     await sb.start()
     try:
         async with running_bot(
-            sqlite_url, admin_ids=[ADMIN], sandbox=sb, media_dir=tmp_path / "media"
+            sqlite_url,
+            admin_ids=[ADMIN],
+            sandbox=sb,
+            media_dir=tmp_path / "media",
+            rules_file=EXAMPLE_RULES,
         ) as h:
             await start_world(h)
             await h.reply_to(ADMIN, "/start")
@@ -53,7 +57,11 @@ async def test_report_in_private_across_a_restart(sqlite_url: str, tmp_path: Pat
             assert "第3步" in step.content
         # The bot stops here, mid-conversation, and starts again on the same database.
         async with running_bot(
-            sqlite_url, admin_ids=[ADMIN], sandbox=sb, media_dir=tmp_path / "media"
+            sqlite_url,
+            admin_ids=[ADMIN],
+            sandbox=sb,
+            media_dir=tmp_path / "media",
+            rules_file=EXAMPLE_RULES,
         ) as h:
             step = await h.reply_to(VOLUNTEER, "河边有人焚烧秸秆，烟很大")
             assert "第4步" in step.content
@@ -69,10 +77,11 @@ async def test_report_in_private_across_a_restart(sqlite_url: str, tmp_path: Pat
             assert "河边有人焚烧秸秆" in confirm.content
             mark = h.sb.mark()
             done = await _tap(h, confirm, "✅ 提交")
-            assert "上报成功，编号 NH-2026-0001" in done.content
+            code = problem_code(h, 1)
+            assert f"上报成功，编号 {code}" in done.content
             photo, card = await h.sb.wait_messages(ADMIN, n=2, since=mark)
             assert photo.photo  # the photo goes first, then the card with buttons
-            assert "NH-2026-0001" in card.content and card.buttons[-1] == ["交办", "不予受理"]
+            assert code in card.content and card.buttons[-1] == ["交办", "不予受理"]
             # A second tap on the old confirm button: the conversation is over.
             before = await table_counts(h)
             answer = h.sb.press(VOLUNTEER, confirm, text="✅ 提交")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -16,7 +16,7 @@ from bot.sandbox import SentMessage, tiny_png
 from bot.services import people
 from bot.services.roles import Role
 from tests.e2e.conftest import ADMIN, STRANGER
-from tests.e2e.helpers import table_counts
+from tests.e2e.helpers import problem_code, table_counts
 
 GROUP = -100900
 LIAISON, OTHER_LIAISON, INSPECTOR, VOLUNTEER = 2001, 2002, 2101, 4001
@@ -88,7 +88,7 @@ async def _assign(h: Harness, card: SentMessage) -> None:
 async def test_photo_report_in_group_becomes_a_problem(loop: Harness) -> None:
     card = await _report_in_group(loop)
     code = _code(card)
-    assert code == "NH-2026-0001" and "已登记为问题 NH-2026-0001" in card.content
+    assert code == problem_code(loop, 1) and f"已登记为问题 {code}" in card.content
     assert "类别：露天焚烧" in card.content  # guessed from the caption
     assert card.buttons[-1] == ["交办", "不予受理"]
     problem = await _problem(loop, code)
@@ -111,7 +111,7 @@ async def test_album_of_ten_out_of_order_is_one_problem(loop: Harness) -> None:
         INSPECTOR, 10, chat_id=GROUP, caption="#report 垃圾堆放", shuffle=True, delay_s=0.3
     )
     card = (await loop.sb.wait_messages(GROUP, n=1, since=mark, timeout=15))[0]
-    assert _code(card) == "NH-2026-0001"
+    assert _code(card) == problem_code(loop, 1)
     assert await _count(loop, models.Problem) == 1
     assert await _count(loop, models.ProblemPhoto) == 10
     assert card.buttons[0][0] == "工业源污染"  # no guess: the category keyboard comes first
@@ -124,8 +124,9 @@ async def test_report_command_as_reply_and_redelivery_make_one_problem(loop: Har
     mark = loop.sb.mark()
     loop.sb.send_text(INSPECTOR, "/report", chat_id=GROUP, reply_to=photo)
     card = (await loop.sb.wait_messages(GROUP, n=1, since=mark))[0]
-    assert _code(card) == "NH-2026-0001"
-    problem = await _problem(loop, "NH-2026-0001")
+    first = problem_code(loop, 1)
+    assert _code(card) == first
+    problem = await _problem(loop, first)
     async with loop.db.begin() as session:
         reporter = await session.scalar(
             select(models.Person.telegram_id).where(models.Person.id == problem.reporter_id)
@@ -134,7 +135,7 @@ async def test_report_command_as_reply_and_redelivery_make_one_problem(loop: Har
     mark = loop.sb.mark()
     loop.sb.send_text(INSPECTOR, "/report", chat_id=GROUP, reply_to=photo)
     repeat = (await loop.sb.wait_messages(GROUP, n=1, since=mark))[0]
-    assert "已登记为问题 NH-2026-0001" in repeat.content
+    assert f"已登记为问题 {first}" in repeat.content
     # The same Telegram message delivered twice: one problem.
     tagged = loop.sb.send_photo(INSPECTOR, chat_id=GROUP, caption="#问题 噪声扰民")
     await loop.sb.wait_messages(GROUP, n=1, since=mark + 2)
@@ -149,10 +150,11 @@ async def test_strangers_and_volunteers_cannot_use_admin_buttons(loop: Harness) 
     for who in (STRANGER, VOLUNTEER, LIAISON):
         assert "没有权限" in await loop.press_answer(who, card, "交办")
         assert "没有权限" in await loop.press_answer(who, card, "不予受理")
-    assert "没有权限" in await loop.press_answer(STRANGER, card, data="p:asg:NH-2026-0001:1:3")
+    code = _code(card)
+    assert "没有权限" in await loop.press_answer(STRANGER, card, data=f"p:asg:{code}:1:3")
     # Forged or outdated data from an admin: refused as stale.
-    assert "失效" in await loop.press_answer(ADMIN, card, data="p:asg:NH-2026-0001:1:999")
-    assert "失效" in await loop.press_answer(ADMIN, card, data="p:zap:NH-2026-0001")
+    assert "失效" in await loop.press_answer(ADMIN, card, data=f"p:asg:{code}:1:999")
+    assert "失效" in await loop.press_answer(ADMIN, card, data=f"p:zap:{code}")
     assert await table_counts(loop) == before
     assert (await _problem(loop, _code(card))).status == "reported"
 
@@ -197,7 +199,7 @@ async def test_the_whole_loop_fail_once_then_pass(loop: Harness) -> None:
     # The inspector fails it with a typed reason.
     assert "私聊" in await h.press_answer(INSPECTOR, check, "不通过")
     asked = await h.wait_for(INSPECTOR, h.sb.mark() - 3, "不通过的原因")
-    assert "NH-2026-0001" in asked.content
+    assert code in asked.content
     mark = h.sb.mark()
     assert "已退回整改" in (await h.reply_to(INSPECTOR, "仍有残留垃圾")).content
     back = await h.wait_for(LIAISON, mark, "核查不通过")
@@ -285,7 +287,7 @@ async def test_duplicates_are_flagged_not_merged(loop: Harness) -> None:
     mark = loop.sb.mark()
     loop.sb.send_photo(VOLUNTEER, chat_id=GROUP, image=image, caption="#问题 工地扬尘")
     second = (await loop.sb.wait_messages(GROUP, n=1, since=mark))[0]
-    assert _code(second) == "NH-2026-0002"
+    assert _code(second) == problem_code(loop, 2)
     assert f"可能重复：{_code(first)} 使用了同一张照片" in second.content
     assert await _count(loop, models.Problem) == 2
 
@@ -300,12 +302,12 @@ async def test_lists_and_unknown_codes(loop: Harness) -> None:
     assert "⚠️超期" not in listing.content
     loop.clock.advance(timedelta(days=10))
     overdue = await loop.reply_to(ADMIN, "/issues overdue")
-    assert "未办结问题 1 个" in overdue.content and "NH-2026-0004" in overdue.content
+    assert "未办结问题 1 个" in overdue.content and _code(card) in overdue.content
     assert "⚠️超期" in overdue.content
     assert "用法" in (await loop.reply_to(ADMIN, "/issues 火星")).content
+    missing = problem_code(loop, 9999)
     assert (
-        "没有编号为 NH-2026-9999 的问题"
-        in (await loop.reply_to(ADMIN, "/issue NH-2026-9999")).content
+        f"没有编号为 {missing} 的问题" in (await loop.reply_to(ADMIN, f"/issue {missing}")).content
     )
     assert "用法" in (await loop.reply_to(ADMIN, "/issue")).content
 
@@ -357,5 +359,32 @@ async def test_album_parts_a_second_apart_still_make_one_problem(loop: Harness) 
 
 async def test_a_bare_tag_is_a_report_without_description(loop: Harness) -> None:
     card = await _report_in_group(loop, caption="#问题")
-    assert _code(card) == "NH-2026-0001" and "描述" not in card.content
+    assert _code(card) == problem_code(loop, 1) and "描述" not in card.content
     assert card.buttons[0][0] == "工业源污染"  # the category is asked for
+
+
+async def test_numbering_restarts_after_new_year(loop: Harness) -> None:
+    """The clock moved (not frozen: albums need it running) to just before New Year's Eve
+    midnight, local time: the next report after midnight is number 1 of the new year."""
+    zone = loop.services.settings.zone
+    year = loop.services.now().astimezone(zone).year
+    loop.clock.advance(datetime(year, 12, 31, 23, 59, tzinfo=zone) - loop.services.now())
+    old = _code(await _report_in_group(loop))
+    loop.clock.advance(timedelta(minutes=2))
+    new = _code(await _report_in_group(loop, caption="#问题 有人在河边燃放烟花"))
+    assert (old, new) == (f"NH-{year}-0001", f"NH-{year + 1}-0001")
+    listing = (await loop.reply_to(ADMIN, "/issues")).content
+    assert old in listing and new in listing
+
+
+async def test_forged_assignment_to_a_village_or_nothing_is_refused(loop: Harness) -> None:
+    card = await _report_in_group(loop)
+    code = _code(card)
+    async with loop.db.begin() as session:
+        village = await session.scalar(select(models.Area.id).where(models.Area.code == "NH-DQ-01"))
+    before = await table_counts(loop)
+    for data in (f"p:asg:{code}:{village}:3", f"p:asg:{code}:999999:3", f"p:asg:{code}:{village}"):
+        assert "请选择责任单位" in await loop.press_answer(ADMIN, card, data=data), data
+    assert await table_counts(loop) == before
+    problem = await _problem(loop, code)
+    assert problem.status == "reported" and problem.subject_id is None

@@ -388,3 +388,13 @@ async def test_forged_assignment_to_a_village_or_nothing_is_refused(loop: Harnes
     assert await table_counts(loop) == before
     problem = await _problem(loop, code)
     assert problem.status == "reported" and problem.subject_id is None
+
+
+async def test_tag_run_into_the_text_or_full_width_is_a_report(loop: Harness) -> None:
+    for caption, description in [
+        ("#问题河道有垃圾", "河道有垃圾"),
+        ("＃问题 工地扬尘", "工地扬尘"),
+    ]:
+        card = await _report_in_group(loop, caption=caption)
+        assert "已登记为问题" in card.content, caption
+        assert (await _problem(loop, _code(card))).description == description

@@ -8,6 +8,7 @@ from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.context import Context
+from bot.limits import split_text
 from bot.services import org, problems
 from bot.services.problem_machine import Status
 from bot.services.roles import AreaKind
@@ -37,7 +38,9 @@ async def issue_command(update: Update, context: Context) -> None:
             await message.reply_media_group(media)
         elif photos:
             await message.reply_photo(photos[0], caption=context._(label))
-    await message.reply_text(card_text(context, card, with_history=True))
+    # A long history (many rounds, long notes) goes in several messages, none over 4096.
+    for piece in split_text(card_text(context, card, with_history=True)):
+        await message.reply_text(piece)
 
 
 async def _filters(context: Context, words: list[str]) -> tuple[dict[str, object], str] | None:

@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 import models
 from bot.harness import Harness
 from bot.sandbox import SentMessage, tiny_png
-from bot.services import people
+from bot.services import people, problems
+from bot.services.problem_machine import Action
+from bot.services.problems import PhotoIn, ProblemView
 from bot.services.roles import Role
 from tests.e2e.conftest import ADMIN, STRANGER
 from tests.e2e.helpers import problem_code, table_counts
@@ -398,3 +400,44 @@ async def test_tag_run_into_the_text_or_full_width_is_a_report(loop: Harness) ->
         card = await _report_in_group(loop, caption=caption)
         assert "已登记为问题" in card.content, caption
         assert (await _problem(loop, _code(card))).description == description
+
+
+async def test_a_long_history_comes_whole_in_messages_telegram_accepts(loop: Harness) -> None:
+    """Four failed rounds with 1000-character notes and reasons: /issue shows every line of
+    the history, in several messages of at most 4096 characters (before: 'message is too
+    long' and an apology)."""
+    card = await _report_in_group(loop)
+    code = _code(card)
+    await _assign(loop, card)
+    async with loop.db.begin() as session:
+        photo = await session.scalar(select(models.ProblemPhoto.file_id))
+        liaison = await people.person_id_for(session, LIAISON)
+        inspector = await people.person_id_for(session, INSPECTOR)
+    assert photo is not None and liaison is not None and inspector is not None
+    written = []
+    for i in range(1, 5):
+        note, reason = f"第{i}次整改：" + "改" * 995, f"第{i}次不通过：" + "残" * 995
+        written += [note, reason]
+        async with loop.db.begin() as session:
+            now = loop.services.now()
+            submitted = await problems.transition(
+                session,
+                code,
+                Action.submit,
+                liaison,
+                now=now,
+                reason=note,
+                after_photos=[PhotoIn(photo, f"after-{i}")],
+            )
+            failed = await problems.transition(
+                session, code, Action.fail_check, inspector, now=now, reason=reason
+            )
+        assert isinstance(submitted, ProblemView) and isinstance(failed, ProblemView)
+    mark = loop.sb.mark()
+    loop.sb.send_text(ADMIN, f"/issue {code}")
+    await loop.wait_for(ADMIN, mark, "照片：整改前 1 张，整改后 4 张")
+    texts = [m.content for m in loop.sb.sent(ADMIN) if m.seq > mark and not m.photo]
+    assert len(texts) >= 3 and all(len(text) <= 4096 for text in texts)
+    history = "\n".join(texts)
+    assert all(text in history for text in written) and "抱歉" not in history
+    assert history.count("核查不通过") == 4 and history.count("提交整改") == 4

@@ -15,7 +15,7 @@ from bot.harness import Harness
 from bot.sandbox import SentMessage, tiny_png
 from bot.services import people, problems
 from bot.services.problem_machine import Action
-from bot.services.problems import PhotoIn, ProblemView
+from bot.services.problems import PhotoIn, ProblemView, ReportIn
 from bot.services.roles import Role
 from tests.e2e.conftest import ADMIN, STRANGER
 from tests.e2e.helpers import problem_code, table_counts
@@ -441,3 +441,37 @@ async def test_a_long_history_comes_whole_in_messages_telegram_accepts(loop: Har
     history = "\n".join(texts)
     assert all(text in history for text in written) and "抱歉" not in history
     assert history.count("核查不通过") == 4 and history.count("提交整改") == 4
+
+
+async def test_refused_photos_do_not_hold_up_later_ones(loop: Harness) -> None:
+    """Sixty photos Telegram will not hand out (getFile: wrong file_id), then a good one: it is
+    stored all the same (before, the job took the oldest 50 every time, for ever)."""
+    now = loop.services.now()
+    async with loop.db.begin() as session:
+        reporter = await people.person_id_for(session, INSPECTOR)
+        assert reporter is not None
+        gone = [PhotoIn(f"gone-{i}", f"gone-unique-{i}") for i in range(60)]
+        await problems.report_problem(
+            session,
+            ReportIn(reporter, "noise", "", gone, None, None),
+            now=now,
+            code_prefix="NH",
+            zone_year=problems.code_year(now, loop.services.settings.zone),
+        )
+    image = tiny_png(5150)
+    loop.sb.send_photo(INSPECTOR, chat_id=GROUP, image=image, caption="#问题 污水直排")
+    digest = hashlib.sha256(image).hexdigest()
+    for _ in range(200):
+        if loop.services.media.get(digest) == image:
+            break
+        await asyncio.sleep(0.05)
+    assert loop.services.media.get(digest) == image
+    async with loop.db.begin() as session:
+        refused = (
+            await session.scalars(
+                select(models.ProblemPhoto).where(models.ProblemPhoto.file_id.like("gone-%"))
+            )
+        ).all()
+    assert len(refused) == 60
+    assert all(p.sha256 is None and p.download_attempts >= 1 for p in refused)
+    assert all(p.download_after is not None and p.download_after > now for p in refused)

@@ -139,3 +139,33 @@ async def test_one_tap_is_accepted_once_across_processes(db: Database) -> None:
             .where(models.ProblemEvent.action == Action.reject.value)
         )
     assert rejections == 1
+
+
+async def test_a_refused_photo_waits_and_is_given_up_without_blocking_others(
+    db: Database,
+) -> None:
+    from bot.services import media
+
+    w = await _world(db)
+    await _report(db, w, NOW)  # photo 1: will be refused again and again
+    await _report(db, w, NOW)  # photo 2: reported later
+    async with db.begin() as s:
+        first, second = (p.photo_id for p in await media.pending_downloads(s, NOW))
+        assert await media.mark_refused(s, first, NOW) is False
+    async with db.begin() as s:
+        # The refused photo waits its minute; the later one is due at once.
+        assert [p.photo_id for p in await media.pending_downloads(s, NOW)] == [second]
+        later = NOW + media.retry_delay(1)
+        assert [p.photo_id for p in await media.pending_downloads(s, later)] == [second, first]
+    moment = NOW
+    for attempt in range(2, media.MAX_DOWNLOAD_ATTEMPTS + 1):
+        moment += media.retry_delay(attempt)
+        async with db.begin() as s:
+            given_up = await media.mark_refused(s, first, moment)
+        assert given_up is (attempt == media.MAX_DOWNLOAD_ATTEMPTS)
+    async with db.begin() as s:
+        far_later = moment + timedelta(days=30)
+        assert [p.photo_id for p in await media.pending_downloads(s, far_later)] == [second]
+        photo = await s.get(models.ProblemPhoto, first)
+        assert photo is not None and photo.sha256 == media.UNAVAILABLE
+        assert photo.download_attempts == media.MAX_DOWNLOAD_ATTEMPTS

@@ -17,7 +17,7 @@ from bot.services import drafts, org, people, problems
 from bot.services.chats import binding_of
 from bot.services.problem_machine import Action, Refusal
 from bot.services.problems import ProblemCard, ProblemView
-from bot.services.roles import AreaKind, Role
+from bot.services.roles import AreaKind, Role, may_view_problem
 from handlers.problem_views import (
     card_text,
     check_keyboard,
@@ -402,6 +402,11 @@ async def show_card(context: Context, code: str) -> None:
     card = await load_card(context, code)
     if card is None:
         await notify(context, actor.telegram_id, context._("problem.unknown_code", code=code))
+        return
+    if not may_view_problem(
+        actor.role_set, is_reporter=card.problem.reporter_id == actor.person_id
+    ):
+        await notify(context, actor.telegram_id, context._("issue.not_allowed", code=code))
         return
     markup = None
     async with context.services.db.begin() as session:

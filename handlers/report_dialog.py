@@ -17,7 +17,7 @@ from bot.services import drafts, org, people, problems
 from bot.services.drafts import DraftView
 from bot.services.problem_machine import Action
 from bot.services.problems import PhotoIn, ProblemView, ReportIn, distance_m
-from bot.services.roles import AreaKind, Role
+from bot.services.roles import AreaKind, Role, may_report_privately
 from handlers.common import is_private, reply
 from handlers.problem_actions import (
     announce,
@@ -111,6 +111,9 @@ async def report_command(update: Update, context: Context) -> None:
         return
     if not is_private(update):
         await group_report_command(update, context)
+        return
+    if not may_report_privately(actor.role_set):  # nothing is started, nobody is told
+        await reply(update, context, "report.need_role")
         return
     async with context.services.db.begin() as session:
         await drafts.start(

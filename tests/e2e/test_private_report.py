@@ -9,8 +9,9 @@ import models
 from bot.harness import TOKEN, Harness, running_bot
 from bot.limits import TelegramLimits
 from bot.sandbox import Sandbox, SentMessage
+from bot.services.roles import Role
 from tests.e2e.conftest import ADMIN, EXAMPLE_RULES, start_world
-from tests.e2e.helpers import problem_code, table_counts
+from tests.e2e.helpers import grant, problem_code, table_counts
 
 VOLUNTEER = 4001
 INSIDE = (30.7512, 120.7588)  # in 南湖区
@@ -39,6 +40,7 @@ async def test_report_in_private_across_a_restart(sqlite_url: str, tmp_path: Pat
             rules_file=EXAMPLE_RULES,
         ) as h:
             await start_world(h)
+            await grant(h, VOLUNTEER, Role.volunteer, "NH-DQ-01")
             await h.reply_to(ADMIN, "/start")
             step = await h.reply_to(VOLUNTEER, "/report")
             assert "第1步" in step.content and step.buttons[-1] == ["取消"]
@@ -96,6 +98,7 @@ async def test_report_in_private_across_a_restart(sqlite_url: str, tmp_path: Pat
 
 
 async def test_cancel_and_bad_input_in_the_conversation(bot: Harness) -> None:
+    await grant(bot, VOLUNTEER, Role.volunteer, "NH-DQ-01")
     step = await bot.reply_to(VOLUNTEER, "/report")
     step = await _tap(bot, step, "噪声")
     assert "请先发送至少一张照片" in await bot.press_answer(VOLUNTEER, step, "完成")

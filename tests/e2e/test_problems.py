@@ -18,17 +18,10 @@ from bot.services.problem_machine import Action
 from bot.services.problems import PhotoIn, ProblemView, ReportIn
 from bot.services.roles import Role
 from tests.e2e.conftest import ADMIN, STRANGER
-from tests.e2e.helpers import problem_code, table_counts
+from tests.e2e.helpers import grant, problem_code, table_counts
 
 GROUP = -100900
 LIAISON, OTHER_LIAISON, INSPECTOR, VOLUNTEER = 2001, 2002, 2101, 4001
-
-
-async def _grant(h: Harness, telegram_id: int, role: Role, area_code: str) -> None:
-    async with h.db.begin() as session:
-        person = await people.ensure_person(session, telegram_id, str(telegram_id), None)
-        area_id = await session.scalar(select(models.Area.id).where(models.Area.code == area_code))
-        await people.grant_role(session, person.id, role, area_id)
 
 
 @pytest.fixture
@@ -42,7 +35,7 @@ async def loop(bot: Harness) -> Harness:
         (INSPECTOR, Role.inspector, "NH-DQ"),
         (VOLUNTEER, Role.volunteer, "NH-DQ-01"),
     ]:
-        await _grant(bot, uid, role, area)
+        await grant(bot, uid, role, area)
     for uid in (ADMIN, LIAISON, OTHER_LIAISON, INSPECTOR, VOLUNTEER, STRANGER):
         await bot.reply_to(uid, "/start")
     bot.sb.add_group(

@@ -13,16 +13,18 @@ from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler
 
 from bot.context import Context
-from bot.services import drafts, org, people, problems
+from bot.services import chats, drafts, org, people, problems
 from bot.services.chats import binding_of
 from bot.services.problem_machine import Action, Refusal
 from bot.services.problems import ProblemCard, ProblemView
 from bot.services.roles import AreaKind, Role, may_view_problem
 from handlers.problem_views import (
     card_text,
+    category_name,
     check_keyboard,
     day,
     extension_keyboard,
+    lead_department,
     liaison_keyboard,
     notify,
     report_keyboard,
@@ -80,6 +82,7 @@ async def announce(context: Context, code: str, action: Action, reason: str | No
         )
         reporter = card.problem.reporter_telegram_id
         locales = await people.locales_of(session, {reporter, *liaisons, *admins, *inspectors})
+        subject_groups = await chats.groups_bound_to(session, subject) if subject else []
 
     notice = f"notice.{action.value}"
     extra = {
@@ -128,19 +131,26 @@ async def announce(context: Context, code: str, action: Action, reason: str | No
             )
     t = services.i18n.translator(locales.get(reporter))
     await notify(context, reporter, t(f"reporter.{action.value}", **extra))
-    chat_id = card.problem.source_chat_id
-    if (
-        chat_id is not None
-        and chat_id < 0
-        and action
-        in (
-            Action.assign,
-            Action.reject,
-            Action.pass_check,
-        )
-    ):
-        default = services.i18n.translator(services.settings.default_locale)
-        await notify(context, chat_id, default(f"group.{action.value}", **extra))
+    if action not in (Action.assign, Action.reject, Action.pass_check):
+        return
+    # The group the report came from, and the subject's own groups (DESIGN: the liaisons get
+    # the card privately and in the group); a group that never saw the report gets the card.
+    default = services.i18n.translator(services.settings.default_locale)
+    line = default(f"group.{action.value}", **extra)
+    department = lead_department(context, card.problem.category, default)
+    if action is Action.assign and department:
+        line += "\n" + default("card.lead_department", department=department)
+    source = card.problem.source_chat_id
+    if source is not None and source < 0:
+        await notify(context, source, line)
+    for chat_id in subject_groups:
+        if chat_id == source:
+            continue
+        if action is Action.assign:
+            text = line + "\n\n" + card_text(context, card, default)
+            await notify(context, chat_id, text, photos=card.before)
+        else:
+            await notify(context, chat_id, line)
 
 
 async def _edit(
@@ -425,6 +435,19 @@ async def _start_rectification(context: Context, update: Update, code: str) -> N
     await begin_rectification(context, code)
 
 
+async def _tell_reporter_of_category(context: Context, problem: ProblemView) -> None:
+    """Someone else (an admin) changed the category: the reporter is told, as of every change."""
+    async with context.services.db.begin() as session:
+        locales = await people.locales_of(session, {problem.reporter_telegram_id})
+    t = context.services.i18n.translator(locales.get(problem.reporter_telegram_id))
+    category = category_name(context, problem.category, t)
+    await notify(
+        context,
+        problem.reporter_telegram_id,
+        t("reporter.categorise", code=problem.code, category=category),
+    )
+
+
 async def problem_button(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None or query.data is None or context.actor is None:
@@ -439,6 +462,8 @@ async def problem_button(update: Update, context: Context) -> None:
             if context.services.rules.category(args[0]) is None:
                 raise ValueError(args[0])
             async with context.services.db.begin() as session:
+                problem = await problems.problem_by_code(session, code)
+                was = problem.category if problem else None
                 result = await problems.set_category(
                     session, code, args[0], context.actor.person_id, now=context.services.now()
                 )
@@ -446,6 +471,8 @@ async def problem_button(update: Update, context: Context) -> None:
                 await query.answer(refusal_text(context, result, code), show_alert=True)
                 return
             await query.answer()
+            if result.category != was and result.reporter_id != context.actor.person_id:
+                await _tell_reporter_of_category(context, result)
             card = await load_card(context, code)
             if card is not None:
                 await _edit(

@@ -25,6 +25,12 @@ def category_name(context: Context, key: str, tr: Translator | None = None) -> s
     return category.name.get((tr or context._).locale) if category else key
 
 
+def lead_department(context: Context, key: str, tr: Translator | None = None) -> str:
+    """The department that leads on this category (from the rules file), or ""."""
+    category = context.services.rules.category(key)
+    return category.lead_department.get((tr or context._).locale) if category else ""
+
+
 def when(context: Context, moment: datetime | None) -> str:
     if moment is None:
         return "-"
@@ -62,6 +68,9 @@ def card_text(
         _("card.title", code=p.code, status=_(f"status.{p.status.value}")),
         _("card.category", category=category_name(context, p.category, _)),
     ]
+    department = lead_department(context, p.category, _)
+    if department:
+        lines.append(_("card.lead_department", department=department))
     if p.description:
         lines.append(_("card.description", text=p.description))
     place = [x for x in (card.village_name, p.address) if x]

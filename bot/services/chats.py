@@ -67,3 +67,11 @@ async def binding_of(session: AsyncSession, telegram_chat_id: int) -> Binding | 
     if row is None:
         return None
     return Binding(telegram_chat_id, row[0], row[1], AreaKind(row[2]))
+
+
+async def groups_bound_to(session: AsyncSession, area_id: int) -> list[int]:
+    """The Telegram ids of the work groups bound to ``area_id``."""
+    rows = await session.scalars(
+        select(Chat.telegram_chat_id).where(Chat.area_id == area_id).order_by(Chat.id)
+    )
+    return list(rows)

@@ -166,8 +166,10 @@ async def test_the_whole_loop_fail_once_then_pass(loop: Harness) -> None:
     await h.press(ADMIN, menu, "3 天（默认）")
     task = await h.wait_for(LIAISON, mark, "交办给您单位")
     assert code in task.content and task.buttons == [["提交整改", "申请延期"]]
+    assert "牵头部门：农业农村局" in task.content  # open burning's lead department
     assert any(m.photo for m in h.sb.sent(LIAISON) if m.seq > mark)  # the photo came along
-    assert "已交办给东桥镇" in (await h.wait_for(GROUP, mark, "已交办")).content
+    in_group = (await h.wait_for(GROUP, mark, "已交办")).content
+    assert "已交办给东桥镇" in in_group and "牵头部门：农业农村局" in in_group
     assert "已交办给东桥镇" in (await h.wait_for(INSPECTOR, mark, "已交办")).content
     assert OTHER_LIAISON not in {m.chat_id for m in h.sb.sent() if m.seq > mark}
     problem = await _problem(h, code)
@@ -199,6 +201,8 @@ async def test_the_whole_loop_fail_once_then_pass(loop: Harness) -> None:
     assert "已退回整改" in (await h.reply_to(INSPECTOR, "仍有残留垃圾")).content
     back = await h.wait_for(LIAISON, mark, "核查不通过")
     assert "仍有残留垃圾" in back.content
+    told = await h.wait_for(INSPECTOR, mark, "您上报的问题")  # the inspector reported it
+    assert "核查未通过" in told.content and "仍有残留垃圾" in told.content
     assert (await _problem(h, code)).status == "rectifying"
 
     task = back
@@ -248,6 +252,7 @@ async def test_extension_asked_refused_then_approved(loop: Harness) -> None:
     assert "延期申请已提交" in await loop.press_answer(LIAISON, choose, "7 天")
     ask = await loop.wait_for(ADMIN, mark, "申请延期")
     assert (await _problem(loop, code)).extension_until == deadline + timedelta(days=7)
+    assert code in (await loop.wait_for(INSPECTOR, mark, "申请了延期")).content  # the reporter
     pending = await loop.press_answer(LIAISON, choose, data=f"p:ext:{code}:3")
     assert "已有延期申请" in pending
     # Refused with a reason, then asked and approved.
@@ -255,12 +260,16 @@ async def test_extension_asked_refused_then_approved(loop: Harness) -> None:
     mark = loop.sb.mark()
     await loop.reply_to(ADMIN, "理由不充分")
     assert "理由不充分" in (await loop.wait_for(LIAISON, mark, "未获批准")).content
+    assert "期限仍为" in (await loop.wait_for(INSPECTOR, mark, "延期未获批准")).content
     assert (await _problem(loop, code)).deadline == deadline
     mark = loop.sb.mark()
     await loop.press_answer(LIAISON, choose, data=f"p:ext:{code}:7")
     ask = await loop.wait_for(ADMIN, mark, "申请延期")
+    mark = loop.sb.mark()
     assert "已同意延期" in await loop.press_answer(ADMIN, ask, "同意延期")
     assert (await _problem(loop, code)).deadline == deadline + timedelta(days=7)
+    new_deadline = loop.services.local(deadline + timedelta(days=7)).strftime("%Y-%m-%d")
+    assert new_deadline in (await loop.wait_for(INSPECTOR, mark, "延期至")).content
 
 
 async def test_wrong_liaison_cannot_submit(loop: Harness) -> None:

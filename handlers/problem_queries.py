@@ -97,6 +97,8 @@ async def _page(
     if total == 0:
         return context._("issues.none"), None
     pages = (total + PER_PAGE - 1) // PER_PAGE
+    if page >= pages:  # an old button, after problems were closed (or forged): the last page
+        return await _page(context, chosen, compact, pages - 1)
     text = "\n".join(
         [context._("issues.title", total=total, page=page + 1, pages=pages)]
         + [list_line(context, line) for line in lines]

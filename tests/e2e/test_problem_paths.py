@@ -3,6 +3,8 @@ told of a category change, photos in an unbound group, /report and /invite in th
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 import models
@@ -10,7 +12,7 @@ from bot.harness import Harness
 from bot.sandbox import tiny_png
 from bot.services import people, problems
 from bot.services.problem_machine import Action
-from bot.services.problems import PhotoIn, ProblemView
+from bot.services.problems import PhotoIn, ProblemView, ReportIn
 from tests.e2e.conftest import ADMIN, STRANGER
 from tests.e2e.helpers import table_counts
 from tests.e2e.test_problems import (
@@ -137,3 +139,68 @@ async def test_report_and_invite_in_the_wrong_place(loop: Harness) -> None:
     invite = await loop.reply_to(ADMIN, "/invite", chat_id=GROUP)
     assert "请在与我的私聊中使用 /invite" in invite.content
     assert await table_counts(loop) == before
+
+
+async def _many_problems(h: Harness, n: int, assigned: dict[str, int]) -> None:
+    """``n`` problems; the first ones assigned, ``assigned[subject code]`` to each subject."""
+    now = h.services.now()
+    async with h.db.begin() as session:
+        reporter = await people.person_id_for(session, INSPECTOR)
+        admin = await people.person_id_for(session, ADMIN)
+        assert reporter is not None and admin is not None
+        codes = []
+        for i in range(n):
+            result = await problems.report_problem(
+                session,
+                ReportIn(reporter, "noise", f"第{i + 1}处", [], None, None),
+                now=now,
+                code_prefix="NH",
+                zone_year=problems.code_year(now, h.services.settings.zone),
+            )
+            codes.append(result.problem.code)
+        for subject, count in assigned.items():
+            area = await session.scalar(select(models.Area.id).where(models.Area.code == subject))
+            for _ in range(count):
+                done = await problems.transition(
+                    session,
+                    codes.pop(0),
+                    Action.assign,
+                    admin,
+                    now=now,
+                    subject_id=area,
+                    deadline=now + timedelta(days=7),
+                )
+                assert isinstance(done, ProblemView)
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("NH-")]
+
+
+async def test_issues_pages_and_filters(loop: Harness) -> None:
+    await _many_problems(loop, 12, {"NH-DQ": 3, "NH-XS": 2})
+    first = await loop.reply_to(ADMIN, "/issues")  # the message is edited in place from here
+    page_one = _lines(first.content)
+    assert "未办结问题 12 个（第 1/2 页）" in first.content and len(page_one) == 10
+    assert first.buttons == [["下一页 ▶"]]
+    second = await loop.press(ADMIN, first, "下一页 ▶")
+    page_two = _lines(second.content)
+    assert "（第 2/2 页）" in second.content and len(page_two) == 2
+    assert second.buttons == [["◀ 上一页"]]
+    assert set(page_one).isdisjoint(page_two)
+    back = await loop.press(ADMIN, second, "◀ 上一页")
+    assert _lines(back.content) == page_one
+    town = await loop.reply_to(ADMIN, "/issues 西山街道")
+    assert "未办结问题 2 个" in town.content
+    assert all("西山街道" in line for line in _lines(town.content))
+    rectifying = await loop.reply_to(ADMIN, "/issues rectifying")
+    assert "未办结问题 5 个" in rectifying.content and town.buttons == []
+    both = await loop.reply_to(LIAISON, "/issues rectifying NH-DQ")
+    assert "未办结问题 3 个" in both.content
+    assert "未办结问题 7 个" in (await loop.reply_to(ADMIN, "/issues reported")).content
+    # Forged or outdated paging data: refused, or the last page that exists.
+    for data in ("ls:x:", "ls:0:status=bogus", "ls:0:subject_id=x", "ls:0:evil=1", "ls:0"):
+        assert "失效" in await loop.press_answer(ADMIN, first, data=data), data
+    mark = loop.sb.mark()
+    loop.sb.press(ADMIN, first, data="ls:99:")
+    assert "（第 2/2 页）" in (await loop.sb.wait_change(first, since=mark)).content

@@ -12,7 +12,15 @@ from babel.messages.pofile import read_po
 from bot.i18n import LOCALES, LOCALES_DIR, Catalogues
 from bot.services.invites import InviteRefusal
 from bot.services.problem_machine import TRANSITIONS, Action, Refusal, Status
-from bot.services.roles import AreaKind, Role
+from bot.services.roles import (
+    EVERYONE_COMMANDS,
+    GROUP_ADMIN_COMMANDS,
+    GROUP_COMMANDS,
+    MEMBER_COMMANDS,
+    ROLE_COMMANDS,
+    AreaKind,
+    Role,
+)
 from handlers.problem_actions import REASON_ACTIONS, REJECT_PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +58,47 @@ def _used_keys() -> set[str]:
     keys |= {f"reason.ask.{a.value}" for a in REASON_ACTIONS.values()}
     keys |= {f"card.duplicate.{why}" for why in ("same_photo", "nearby")}
     keys |= set(REJECT_PRESETS)
+    keys |= _key_shaped_literals()  # keys passed around before they are looked up
     return keys
+
+
+KEY_SHAPE = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)+$")
+# Strings of the same shape that are not message keys: file names and logger names.
+NOT_KEYS = re.compile(r"\.(json|ya?ml|toml|csv|db|txt|po|py)$|^greengrid\.")
+
+
+def _key_shaped_literals() -> set[str]:
+    """Every string constant in the code shaped like a key (``report.not_image``), wherever it
+    is used: returned from a function, kept in a table, handed to a helper."""
+    found: set[str] = set()
+    for folder in CODE_DIRS:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and KEY_SHAPE.match(node.value)
+                    and not NOT_KEYS.search(node.value)
+                ):
+                    found.add(node.value)
+    return found
+
+
+def _commands() -> set[str]:
+    """Every command the bot answers (its CommandHandlers) or lists in a menu."""
+    names = set(EVERYONE_COMMANDS) | set(MEMBER_COMMANDS) | set(GROUP_ADMIN_COMMANDS)
+    names |= set(GROUP_COMMANDS) | {c for cs in ROLE_COMMANDS.values() for c in cs}
+    for path in (ROOT / "handlers").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "CommandHandler"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                names.add(str(node.args[0].value))
+    return names
 
 
 def _fields(text: str) -> set[str]:
@@ -77,6 +125,20 @@ def test_every_key_in_code_is_in_the_catalogues() -> None:
     for locale in LOCALES:
         missing = sorted(used - set(_catalog(locale)))
         assert missing == [], f"{locale} lacks {missing}"
+
+
+def test_key_shaped_literals_are_found() -> None:
+    # A key only ever returned from a function (photo_of's refusals) is checked too.
+    assert {"report.not_image", "report.too_big"} <= _key_shaped_literals()
+    assert "greengrid.errors" not in _key_shaped_literals()
+
+
+def test_every_command_has_a_menu_description() -> None:
+    commands = _commands()
+    assert {"start", "report", "issue", "issues", "rectified", "cancel", "bindgroup"} <= commands
+    for locale in LOCALES:
+        missing = sorted(c for c in commands if f"cmd.{c}" not in _catalog(locale))
+        assert missing == [], f"{locale} has no menu text for {missing}"
 
 
 def test_chinese_is_chinese_and_english_is_not() -> None:

@@ -4,6 +4,7 @@ import pytest
 
 from bot.harness import Harness
 from bot.sandbox import SentMessage, tiny_png
+from bot.sandbox.faults import FaultKind
 from bot.sending.ratelimit import ChatRateLimiter
 from bot.services import people, problems
 from bot.services.problems import PhotoIn, ReportIn
@@ -129,3 +130,22 @@ async def test_a_stranger_may_not_report_privately_list_or_look(known_stranger: 
     bot.sb.press(STRANGER, menu, data=f"p:show:{others}")
     assert "只有已加入的成员" in (await bot.wait_for(STRANGER, m, others)).content
     assert await table_counts(bot) == before
+
+
+@pytest.mark.parametrize(("kind", "status"), [("5xx", 502), ("drop", 0)])
+async def test_a_reply_survives_two_network_faults_and_arrives_once(
+    known_stranger: Harness, kind: FaultKind, status: int
+) -> None:
+    """Telegram answers 502, or the connection drops, twice: the limiter retries, the reply
+    arrives, and only once (neither fault does the call)."""
+    bot = known_stranger
+    bot.sb.inject_faults(kind, count=2, method="sendMessage", chat_id=STRANGER)
+    mark = bot.sb.mark()
+    reply = await bot.reply_to(STRANGER, "/help", timeout=20)
+    assert "可用功能" in reply.content
+    await bot.reply_to(ADMIN, "/help")  # a later update handled: nothing else is on its way
+    assert [m.content for m in bot.sb.sent(STRANGER) if m.seq > mark] == [reply.content]
+    tries = [
+        r.status for r in bot.sb.request_log if r.method == "sendMessage" and r.chat_id == STRANGER
+    ]
+    assert tries[-3:] == [status, status, 200]

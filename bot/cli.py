@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
     sandbox = sub.add_parser("sandbox", help="run the local Telegram stand-in alone")
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8081)
+    sandbox.add_argument(
+        "--port", type=int, default=8081, help="port to listen on (default 8081; 0: any free one)"
+    )
     sandbox.set_defaults(func=cmd_sandbox)
     args = parser.parse_args(argv)
     _logging(args.verbose)

@@ -334,3 +334,11 @@ def test_gen_facts_keeps_names_and_required() -> None:
         "getMe": {"params": [], "required": []},
         "sendX": {"params": ["chat_id", "note"], "required": ["chat_id"]},
     }
+
+
+def test_standalone_instructions_name_the_port_in_use() -> None:
+    from bot.sandbox.standalone import SANDBOX_TOKEN, instructions
+
+    text = instructions("127.0.0.1", 9099)
+    assert "BOT_API_BASE_URL=http://127.0.0.1:9099 " in text and SANDBOX_TOKEN in text
+    assert "http://127.0.0.1:9099/_sandbox/send" in text and "8081" not in text

@@ -77,11 +77,12 @@ async def create_group_report(context: Context, chat_id: int, parts: list[Part])
     assert card is not None
     media.soon(context)
     if not result.created:
-        await context.bot.send_message(
-            chat_id,
-            context._("report.already", code=result.problem.code),
-            reply_to_message_id=first.message_id,
-        )
+        if result.added_photos:  # a late album part: it joined the problem; say so under it
+            text = context._("report.photos_added", n=result.added_photos, code=result.problem.code)
+            reply_to = max(p.message_id for p in parts)
+        else:
+            text, reply_to = context._("report.already", code=result.problem.code), first.message_id
+        await context.bot.send_message(chat_id, text, reply_to_message_id=reply_to)
         return
     await context.bot.send_message(
         chat_id,

@@ -33,6 +33,7 @@ from models import Area, Person, Problem, ProblemEvent, ProblemPhoto, RoleGrant
 
 TRANSITION_ACTIONS = frozenset(a.value for a in TRANSITIONS)
 CATEGORISE = "categorise"
+ADD_PHOTOS = "add_photos"  # a late album part joined its problem
 DUPLICATE_RADIUS_M = 200.0
 DUPLICATE_WINDOW = timedelta(days=7)
 EARTH_RADIUS_M = 6_371_000.0
@@ -92,6 +93,7 @@ class ReportResult:
     problem: ProblemView
     created: bool
     duplicates: list[Duplicate] = field(default_factory=list)
+    added_photos: int = 0  # photos this message brought to the problem it had already made
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -190,7 +192,8 @@ async def _next_seq(session: AsyncSession, year: int) -> int:
 async def report_problem(
     session: AsyncSession, report: ReportIn, *, now: datetime, code_prefix: str, zone_year: int
 ) -> ReportResult:
-    """Create the problem, or return the one this message already made."""
+    """Create the problem, or return the one this message already made, with any of the
+    report's photos it does not have yet (an album part that came late): nothing is lost."""
     if report.source_chat_id is not None and report.source_key is not None:
         existing = (
             await session.scalars(
@@ -201,7 +204,8 @@ async def report_problem(
             )
         ).first()
         if existing is not None:
-            return ReportResult(await _view(session, existing), created=False)
+            added = await _add_late_photos(session, existing, report, now)
+            return ReportResult(await _view(session, existing), created=False, added_photos=added)
     duplicates = await find_duplicates(
         session,
         [p.file_unique_id for p in report.photos],
@@ -271,6 +275,45 @@ async def report_problem(
     )
     await session.flush()
     return ReportResult(await _view(session, problem), created=True, duplicates=duplicates)
+
+
+async def _add_late_photos(
+    session: AsyncSession, problem: Problem, report: ReportIn, now: datetime
+) -> int:
+    known = set(
+        await session.scalars(
+            select(ProblemPhoto.message_id).where(
+                ProblemPhoto.problem_id == problem.id, ProblemPhoto.kind == "before"
+            )
+        )
+    )
+    late = [p for p in report.photos if p.message_id is not None and p.message_id not in known]
+    if not late:
+        return 0
+    for photo in late:
+        session.add(
+            ProblemPhoto(
+                problem_id=problem.id,
+                kind="before",
+                file_id=photo.file_id,
+                file_unique_id=photo.file_unique_id,
+                message_id=photo.message_id,
+                size=photo.size,
+            )
+        )
+    session.add(
+        ProblemEvent(
+            problem_id=problem.id,
+            action=ADD_PHOTOS,
+            from_status=problem.status,
+            to_status=problem.status,
+            actor_id=report.reporter_id,
+            at=now,
+            data={"photos": len(late)},
+        )
+    )
+    await session.flush()
+    return len(late)
 
 
 async def actor_roles(session: AsyncSession, person_id: int) -> ActorRoles:

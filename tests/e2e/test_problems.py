@@ -477,3 +477,24 @@ async def test_refused_photos_do_not_hold_up_later_ones(loop: Harness) -> None:
     assert len(refused) == 60
     assert all(p.sha256 is None and p.download_attempts >= 1 for p in refused)
     assert all(p.download_after is not None and p.download_after > now for p in refused)
+
+
+async def test_a_late_album_part_joins_its_problem(loop: Harness) -> None:
+    """A part arriving after the album became a problem (here: seconds later) is added to it
+    and the group is told; delivered again, it is not added twice."""
+    mark = loop.sb.mark()
+    parts = await loop.sb.send_album(INSPECTOR, 2, chat_id=GROUP, caption="#问题 垃圾堆放")
+    code = _code((await loop.sb.wait_messages(GROUP, n=1, since=mark, timeout=15))[0])
+    mark = loop.sb.mark()
+    late = loop.sb.send_photo(INSPECTOR, chat_id=GROUP, media_group_id=parts[0]["media_group_id"])
+    told = (await loop.sb.wait_messages(GROUP, n=1, since=mark, timeout=15))[0]
+    assert told.content == f"已把 1 张照片补充到问题 {code}。"
+    assert told.reply_to_message_id == late["message_id"]
+    loop.sb.queue_update({"message": late})  # the same message delivered twice
+    await loop.reply_to(ADMIN, "/help", chat_id=GROUP)
+    assert await _count(loop, models.Problem) == 1
+    assert await _count(loop, models.ProblemPhoto) == 3
+    m = loop.sb.mark()
+    loop.sb.send_text(ADMIN, f"/issue {code}")
+    history = (await loop.wait_for(ADMIN, m, "处理记录")).content
+    assert "张网格 补充照片" in history and "整改前 3 张" in history

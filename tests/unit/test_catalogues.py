@@ -12,6 +12,7 @@ from babel.messages.pofile import read_po
 from bot.i18n import LOCALES, LOCALES_DIR, Catalogues
 from bot.services.invites import InviteRefusal
 from bot.services.problem_machine import TRANSITIONS, Action, Refusal, Status
+from bot.services.problems import ADD_PHOTOS, CATEGORISE
 from bot.services.roles import (
     EVERYONE_COMMANDS,
     GROUP_ADMIN_COMMANDS,
@@ -51,7 +52,8 @@ def _used_keys() -> set[str]:
     keys |= {f"invite.refused.{r.value}" for r in InviteRefusal}
     keys |= {f"status.{s.value}" for s in Status}
     keys |= {f"refusal.{r.value}" for r in Refusal}
-    keys |= {f"history.{a.value}" for a in Action} | {"history.categorise"}
+    keys |= {f"history.{a.value}" for a in Action}
+    keys |= {f"history.{extra}" for extra in (CATEGORISE, ADD_PHOTOS)}
     actions = [a.value for a in TRANSITIONS]
     keys |= {f"{prefix}.{a}" for a in actions for prefix in ("done", "reporter", "notice")}
     keys |= {f"group.{a.value}" for a in (Action.assign, Action.reject, Action.pass_check)}

@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bot.settings import ConfigError, load_settings
+from bot.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("greengrid")
 
@@ -24,9 +24,69 @@ def _logging(verbose: bool = False) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
+class StartUpError(ConfigError):
+    """The Bot API server or the database cannot be reached: one line saying which and how."""
+
+
+def check_start_up(settings: Settings) -> None:
+    """Reach the Bot API server (getMe) and the database once before starting, so that a wrong
+    token, an unreachable server or an unreachable database is one line with the fix rather
+    than a traceback (the application itself retries and logs at length)."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError
+
+    from bot.db import Database
+
+    def one_line(exc: BaseException) -> str:
+        detail = getattr(exc, "orig", None) or exc  # the driver's own words, not SQLAlchemy's
+        return " ".join(str(detail).split()) or exc.__class__.__name__
+
+    async def reach_bot_api() -> None:
+        urls = settings.api_urls
+        bot = Bot(settings.token(), *(urls or ()))
+        try:
+            await bot.initialize()  # asks getMe
+        finally:
+            await bot.shutdown()
+
+    async def reach_database() -> None:
+        db = Database.connect(settings.database_url)
+        try:
+            async with db.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        finally:
+            await db.dispose()
+
+    server = settings.bot_api_base_url or "Telegram's Bot API server"
+    try:
+        asyncio.run(reach_bot_api())
+    except InvalidToken:
+        raise StartUpError(
+            f"BOT_TOKEN: {server} refused this token; "
+            "copy the token @BotFather gave you into BOT_TOKEN"
+        ) from None
+    except NetworkError as exc:
+        raise StartUpError(
+            f"BOT_API_BASE_URL: cannot reach {server} ({one_line(exc)}); check the address "
+            "(unset BOT_API_BASE_URL for Telegram's own) and the network"
+        ) from None
+    try:
+        asyncio.run(reach_database())
+    except (OSError, DBAPIError) as exc:
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        raise StartUpError(
+            f"DATABASE_URL: cannot open {where} ({one_line(exc)}); check DATABASE_URL, that "
+            "the database server is running, and that the bot may write there"
+        ) from None
+
+
 def cmd_run(_args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.token()  # fail before anything starts
+    check_start_up(settings)
 
     from telegram import Update
 
@@ -108,12 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
     sandbox = sub.add_parser("sandbox", help="run the local Telegram stand-in alone")
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8081)
+    sandbox.add_argument(
+        "--port", type=int, default=8081, help="port to listen on (default 8081; 0: any free one)"
+    )
     sandbox.set_defaults(func=cmd_sandbox)
     args = parser.parse_args(argv)
     _logging(args.verbose)
     try:
         return int(args.func(args))
+    except StartUpError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

@@ -2,11 +2,14 @@
 
 The scene: an admin from ADMIN_IDS sets up, invites a liaison with buttons and a cadre in one
 line, the cadre invites a volunteer, a used-up link is refused, the bot joins the work group and
-is bound to the district (a stranger's attempt is refused), /help in Chinese and in English;
-a problem goes round the whole loop; the volunteer's points: earned through a report and an
-approved activity claim, checked with /points, and spent at a shop with a one-time code; then two
-Mondays of 晾晒 (the second with each town's move since the first), /rank in the town's group,
-and the ledger exported by the admin.
+is bound to the district (a stranger's attempt is refused), /help in Chinese and in English.
+Then the problem loop: a photo report in the town's group is assigned, rectified, fails
+verification once, is rectified again and closed (销号); a second report with the same photo is
+flagged as a possible duplicate and rejected; a volunteer reports privately step by step; the
+admin looks at the first problem's card and history with /issue. The volunteer's points: earned
+through a report and an approved activity claim, checked with /points, and spent at a shop with
+a one-time code. Then two Mondays of 晾晒 (the second with each town's move since the first),
+/rank in the town's group, and the ledger exported by the admin.
 The transcript is printed and saved to demo-out/transcript.txt, with the last Monday's chart
 (demo-out/ranking.png) and the ledger (demo-out/ledger.xlsx).
 """
@@ -32,14 +35,26 @@ from bot.services.roles import AreaKind
 from jobs.weekly_ranking import weekly_ranking
 from models import Area
 
-EXAMPLE_ORG = Path(__file__).resolve().parent.parent / "examples" / "org.yaml"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLE_ORG = EXAMPLES / "org.yaml"
+# The example district's rules: its location, so that a report far away is refused.
+EXAMPLE_RULES = EXAMPLES / "rules.yaml"
 LINK = re.compile(r"start=([A-Za-z0-9_-]+)")
+PROBLEM_CODE = re.compile(r"【([A-Z]+-\d{4}-\d{4})】")
 
 ADMIN, LIAISON, CADRE, VOLUNTEER, LATECOMER, STRANGER = 1001, 2001, 3001, 4001, 4002, 6666
 INSPECTOR, SHOP = 2101, 5101
 GROUP = -1001234567
 TOWN_GROUP = -1001234568
 RIVERSIDE = (30.7512, 120.7588)
+
+
+def _problem_code(message: SentMessage) -> str:
+    """The code on a problem card (the year is whatever year it is now)."""
+    match = PROBLEM_CODE.search(message.text or "")
+    if match is None:
+        raise RuntimeError(f"the bot sent no problem card: {message.text!r}")
+    return match.group(1)
 
 
 def _code(message: SentMessage) -> str:
@@ -123,6 +138,7 @@ async def play_problems(h: Harness) -> None:
     mark = sb.mark()
     sb.send_photo(INSPECTOR, chat_id=TOWN_GROUP, image=photo, caption="#问题 河边有人露天焚烧垃圾")
     card = await h.wait_for(TOWN_GROUP, mark, "已登记为问题")
+    first_code = _problem_code(card)
     menu = await h.press(ADMIN, card, "交办")
     menu = await h.press(ADMIN, menu, "✓ 东桥镇")
     mark = sb.mark()
@@ -173,7 +189,7 @@ async def play_problems(h: Harness) -> None:
     confirm = await h.press(VOLUNTEER, step, "东桥村")
     await h.press(VOLUNTEER, confirm, "✅ 提交")
     mark = sb.mark()
-    sb.send_text(ADMIN, "/issue NH-2026-0001")
+    sb.send_text(ADMIN, f"/issue {first_code}")
     await h.wait_for(ADMIN, mark, "处理记录")
 
 
@@ -225,6 +241,7 @@ async def run_demo(out: Path, *, speed: float = 0.1) -> int:
         admin_ids=[ADMIN],
         speed=speed,
         media_dir=out / "media",
+        rules_file=EXAMPLE_RULES,
     ) as h:
         await play(h, out)
         transcript = h.sb.transcript()

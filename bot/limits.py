@@ -81,3 +81,42 @@ def is_group_chat(chat_id: int | str) -> bool:
             return int(stripped) < 0
         return True
     return chat_id < 0
+
+
+def utf16_len(text: str) -> int:
+    """Telegram counts text length (and entity offsets) in UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _hard_split(line: str, limit: int) -> list[str]:
+    if utf16_len(line) <= limit:
+        return [line]
+    pieces, current, size = [], "", 0
+    for char in line:
+        width = utf16_len(char)
+        if size + width > limit:
+            pieces.append(current)
+            current, size = "", 0
+        current += char
+        size += width
+    return [*pieces, current]
+
+
+def split_text(text: str, limit: int = TelegramLimits.text_max) -> list[str]:
+    """``text`` as messages Telegram accepts (at most ``limit`` UTF-16 units each), broken
+    between lines so that every line arrives whole; only a line longer than a whole message is
+    cut inside. Nothing is dropped but blank pieces (Telegram refuses empty messages)."""
+    pieces: list[str] = []
+    current: str | None = None
+    for line in text.split("\n"):
+        for part in _hard_split(line, limit):
+            candidate = part if current is None else f"{current}\n{part}"
+            if utf16_len(candidate) <= limit:
+                current = candidate
+            else:
+                if current is not None:
+                    pieces.append(current)
+                current = part
+    if current is not None:
+        pieces.append(current)
+    return [piece for piece in pieces if piece.strip()]

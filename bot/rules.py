@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bot.settings import ConfigError
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("rules.default.yaml")
+RULES_HINT = "fix the file, or unset RULES_FILE to use the shipped defaults"
 
 
 class _Strict(BaseModel):
@@ -140,7 +141,9 @@ def _read(path: Path) -> dict[str, Any]:
     text = path.read_text(encoding="utf-8")
     data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     if not isinstance(data, dict):
-        raise ConfigError(f"RULES_FILE {path}: expected a mapping at the top level")
+        raise ConfigError(
+            f"RULES_FILE {path}: expected sections (name: value) at the top level; {RULES_HINT}"
+        )
     return data
 
 
@@ -151,12 +154,19 @@ def load_rules(path: Path | None = None) -> Rules:
         try:
             data.update(_read(path))
         except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"RULES_FILE {path}: not valid YAML/TOML ({exc})") from None
+            detail = " ".join(str(exc).split())  # the parsers' messages span lines
+            raise ConfigError(
+                f"RULES_FILE {path}: not valid YAML/TOML ({detail}); {RULES_HINT}"
+            ) from None
     try:
         return Rules.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"RULES_FILE {path or DEFAULT_RULES_PATH}: {where}: {first['msg']}"
-        ) from None
+        raise ConfigError(describe_rules_error(path or DEFAULT_RULES_PATH, exc)) from None
+
+
+def describe_rules_error(path: Path, exc: ValidationError) -> str:
+    """One line: the file, where in it (when pydantic knows), what is wrong, and the fix."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = " ".join(str(first["msg"]).removeprefix("Value error, ").split())
+    return f"RULES_FILE {path}: {where + ': ' if where else ''}{message}; {RULES_HINT}"

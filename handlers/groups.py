@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 
 
 async def _bot_sees_photos(context: Context, chat_id: int) -> bool:
-    """A bot sees every group message only with privacy mode off, or as a group admin."""
-    if context.bot.can_read_all_group_messages:
-        return True
+    """A bot sees every group message only with privacy mode off, or as a group admin. Asked
+    afresh each time: privacy mode may have been turned off in @BotFather since start-up."""
     try:
+        if (await context.bot.get_me()).can_read_all_group_messages:
+            return True
         member = await context.bot.get_chat_member(chat_id, context.bot.id)
     except TelegramError as exc:
         log.warning("cannot check the bot's status in %s: %s", chat_id, exc)

@@ -13,18 +13,20 @@ from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler
 
 from bot.context import Context
-from bot.services import drafts, org, people, problems
+from bot.services import chats, drafts, org, people, problems
 from bot.services import points as points_ledger
 from bot.services.chats import binding_of
 from bot.services.problem_machine import Action, Refusal
 from bot.services.problems import ProblemCard, ProblemView
-from bot.services.roles import AreaKind, Role
+from bot.services.roles import AreaKind, Role, may_view_problem
 from handlers.points_views import entry_line, policy_of
 from handlers.problem_views import (
     card_text,
+    category_name,
     check_keyboard,
     day,
     extension_keyboard,
+    lead_department,
     liaison_keyboard,
     notify,
     report_keyboard,
@@ -86,6 +88,7 @@ async def announce(context: Context, code: str, action: Action, reason: str | No
         earned = await points_ledger.points_of_transition(
             session, card.problem.id, card.problem.reporter_id, action
         )
+        subject_groups = await chats.groups_bound_to(session, subject) if subject else []
 
     notice = f"notice.{action.value}"
     extra = {
@@ -138,19 +141,26 @@ async def announce(context: Context, code: str, action: Action, reason: str | No
         told += "\n" + t("points.notice", balance=earned.balance)
         told += "\n" + entry_line(services, t, earned.entry)
     await notify(context, reporter, told)
-    chat_id = card.problem.source_chat_id
-    if (
-        chat_id is not None
-        and chat_id < 0
-        and action
-        in (
-            Action.assign,
-            Action.reject,
-            Action.pass_check,
-        )
-    ):
-        default = services.i18n.translator(services.settings.default_locale)
-        await notify(context, chat_id, default(f"group.{action.value}", **extra))
+    if action not in (Action.assign, Action.reject, Action.pass_check):
+        return
+    # The group the report came from, and the subject's own groups (DESIGN: the liaisons get
+    # the card privately and in the group); a group that never saw the report gets the card.
+    default = services.i18n.translator(services.settings.default_locale)
+    line = default(f"group.{action.value}", **extra)
+    department = lead_department(context, card.problem.category, default)
+    if action is Action.assign and department:
+        line += "\n" + default("card.lead_department", department=department)
+    source = card.problem.source_chat_id
+    if source is not None and source < 0:
+        await notify(context, source, line)
+    for chat_id in subject_groups:
+        if chat_id == source:
+            continue
+        if action is Action.assign:
+            text = line + "\n\n" + card_text(context, card, default)
+            await notify(context, chat_id, text, photos=card.before)
+        else:
+            await notify(context, chat_id, line)
 
 
 async def _edit(
@@ -216,6 +226,10 @@ async def _assign_menu(context: Context, update: Update, code: str, args: list[s
         async with services.db.begin() as session:
             problem = await problems.problem_by_code(session, code)
             category = services.rules.category(problem.category) if problem else None
+            subject = await org.area_by_id(session, int(args[0]))
+        if subject is None or subject.kind is not AreaKind.subject:  # forged or outdated
+            await query.answer(refusal_text(context, Refusal.needs_subject, code), show_alert=True)
+            return
         default = category.default_deadline_days if category else 15
         days = [default] + [d for d in services.rules.deadlines.choices_days if d != default]
         buttons = [
@@ -409,6 +423,11 @@ async def show_card(context: Context, code: str) -> None:
     if card is None:
         await notify(context, actor.telegram_id, context._("problem.unknown_code", code=code))
         return
+    if not may_view_problem(
+        actor.role_set, is_reporter=card.problem.reporter_id == actor.person_id
+    ):
+        await notify(context, actor.telegram_id, context._("issue.not_allowed", code=code))
+        return
     markup = None
     async with context.services.db.begin() as session:
         if await problems.precheck(session, code, Action.submit, actor.person_id) is True:
@@ -426,6 +445,19 @@ async def _start_rectification(context: Context, update: Update, code: str) -> N
     await begin_rectification(context, code)
 
 
+async def _tell_reporter_of_category(context: Context, problem: ProblemView) -> None:
+    """Someone else (an admin) changed the category: the reporter is told, as of every change."""
+    async with context.services.db.begin() as session:
+        locales = await people.locales_of(session, {problem.reporter_telegram_id})
+    t = context.services.i18n.translator(locales.get(problem.reporter_telegram_id))
+    category = category_name(context, problem.category, t)
+    await notify(
+        context,
+        problem.reporter_telegram_id,
+        t("reporter.categorise", code=problem.code, category=category),
+    )
+
+
 async def problem_button(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None or query.data is None or context.actor is None:
@@ -440,6 +472,8 @@ async def problem_button(update: Update, context: Context) -> None:
             if context.services.rules.category(args[0]) is None:
                 raise ValueError(args[0])
             async with context.services.db.begin() as session:
+                problem = await problems.problem_by_code(session, code)
+                was = problem.category if problem else None
                 result = await problems.set_category(
                     session, code, args[0], context.actor.person_id, now=context.services.now()
                 )
@@ -447,6 +481,8 @@ async def problem_button(update: Update, context: Context) -> None:
                 await query.answer(refusal_text(context, result, code), show_alert=True)
                 return
             await query.answer()
+            if result.category != was and result.reporter_id != context.actor.person_id:
+                await _tell_reporter_of_category(context, result)
             card = await load_card(context, code)
             if card is not None:
                 await _edit(

@@ -8,9 +8,11 @@ from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler
 
 from bot.context import Context
+from bot.limits import split_text
 from bot.services import org, problems
 from bot.services.problem_machine import Status
-from bot.services.roles import AreaKind
+from bot.services.problems import ProblemCard
+from bot.services.roles import AreaKind, may_list_problems, may_view_problem
 from handlers.common import reply
 from handlers.problem_actions import load_card
 from handlers.problem_views import card_text, list_line
@@ -30,6 +32,9 @@ async def issue_command(update: Update, context: Context) -> None:
     if card is None:
         await reply(update, context, "problem.unknown_code", code=code)
         return
+    if not may_view(context, card):
+        await reply(update, context, "issue.not_allowed", code=code)
+        return
     for label, photos in (("issue.before", card.before), ("issue.after", card.after)):
         if len(photos) > 1:
             media = [InputMediaPhoto(f) for f in photos[:10]]
@@ -37,7 +42,9 @@ async def issue_command(update: Update, context: Context) -> None:
             await message.reply_media_group(media)
         elif photos:
             await message.reply_photo(photos[0], caption=context._(label))
-    await message.reply_text(card_text(context, card, with_history=True))
+    # A long history (many rounds, long notes) goes in several messages, none over 4096.
+    for piece in split_text(card_text(context, card, with_history=True)):
+        await message.reply_text(piece)
 
 
 async def _filters(context: Context, words: list[str]) -> tuple[dict[str, object], str] | None:
@@ -90,6 +97,8 @@ async def _page(
     if total == 0:
         return context._("issues.none"), None
     pages = (total + PER_PAGE - 1) // PER_PAGE
+    if page >= pages:  # an old button, after problems were closed (or forged): the last page
+        return await _page(context, chosen, compact, pages - 1)
     text = "\n".join(
         [context._("issues.title", total=total, page=page + 1, pages=pages)]
         + [list_line(context, line) for line in lines]
@@ -106,9 +115,23 @@ async def _page(
     return text, InlineKeyboardMarkup([nav]) if nav else None
 
 
+def may_view(context: Context, card: ProblemCard) -> bool:
+    actor = context.actor
+    return actor is not None and may_view_problem(
+        actor.role_set, is_reporter=card.problem.reporter_id == actor.person_id
+    )
+
+
+def _may_list(context: Context) -> bool:
+    return context.actor is not None and may_list_problems(context.actor.role_set)
+
+
 async def issues_command(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None:
+        return
+    if not _may_list(context):
+        await reply(update, context, "issues.not_allowed")
         return
     parsed = await _filters(context, context.args or [])
     if parsed is None:
@@ -121,6 +144,9 @@ async def issues_command(update: Update, context: Context) -> None:
 async def issues_page(update: Update, context: Context) -> None:
     query = update.callback_query
     if query is None or query.data is None:
+        return
+    if not _may_list(context):
+        await query.answer(context._("issues.not_allowed"), show_alert=True)
         return
     try:
         _, page_text, compact = query.data.split(":", 2)

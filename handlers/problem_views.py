@@ -10,20 +10,25 @@ from telegram.error import TelegramError
 
 from bot.context import Context
 from bot.i18n import Translator
-from bot.limits import TelegramLimits
+from bot.limits import TelegramLimits, split_text
 from bot.services.problem_machine import OPEN_STATUSES
 from bot.services.problems import PhotoIn, ProblemCard, ProblemLine, ProblemView
 
 log = logging.getLogger(__name__)
 Markup = InlineKeyboardMarkup
 
-MAX_HISTORY_LINES = 20
 DOWNLOAD_LIMIT = TelegramLimits().download_max_bytes
 
 
 def category_name(context: Context, key: str, tr: Translator | None = None) -> str:
     category = context.services.rules.category(key)
     return category.name.get((tr or context._).locale) if category else key
+
+
+def lead_department(context: Context, key: str, tr: Translator | None = None) -> str:
+    """The department that leads on this category (from the rules file), or ""."""
+    category = context.services.rules.category(key)
+    return category.lead_department.get((tr or context._).locale) if category else ""
 
 
 def when(context: Context, moment: datetime | None) -> str:
@@ -63,6 +68,9 @@ def card_text(
         _("card.title", code=p.code, status=_(f"status.{p.status.value}")),
         _("card.category", category=category_name(context, p.category, _)),
     ]
+    department = lead_department(context, p.category, _)
+    if department:
+        lines.append(_("card.lead_department", department=department))
     if p.description:
         lines.append(_("card.description", text=p.description))
     place = [x for x in (card.village_name, p.address) if x]
@@ -81,7 +89,7 @@ def card_text(
         lines.append(_(f"card.duplicate.{dup.why}", code=dup.code))
     if with_history:
         lines.append(_("card.history"))
-        for line in card.history[-MAX_HISTORY_LINES:]:
+        for line in card.history:  # every line: long texts are split into several messages
             text = _(f"history.{line.action}", who=line.actor_name or "-")
             if line.deadline is not None and line.action in ("assign", "request_extension"):
                 text += _("history.until", date=day(context, line.deadline))
@@ -181,7 +189,10 @@ async def notify(
             )
         elif photos:
             await context.bot.send_photo(telegram_id, photos[0])
-        await context.bot.send_message(telegram_id, text, reply_markup=markup)
+        *first, last = split_text(text) or [text]  # the buttons go under the last part
+        for piece in first:
+            await context.bot.send_message(telegram_id, piece)
+        await context.bot.send_message(telegram_id, last, reply_markup=markup)
     except TelegramError as exc:
         log.info("could not notify %s: %s", telegram_id, exc)
         return False

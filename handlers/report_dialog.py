@@ -7,6 +7,7 @@ back and cancel at every step.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -17,7 +18,7 @@ from bot.services import drafts, org, people, problems
 from bot.services.drafts import DraftView
 from bot.services.problem_machine import Action
 from bot.services.problems import PhotoIn, ProblemView, ReportIn, distance_m
-from bot.services.roles import AreaKind, Role
+from bot.services.roles import AreaKind, Role, may_report_privately
 from handlers import claims as claim_dialog
 from handlers.common import is_private, reply
 from handlers.problem_actions import (
@@ -113,9 +114,15 @@ async def report_command(update: Update, context: Context) -> None:
     if not is_private(update):
         await group_report_command(update, context)
         return
+    if not may_report_privately(actor.role_set):  # nothing is started, nobody is told
+        await reply(update, context, "report.need_role")
+        return
+    # The key makes a double tap on "submit" one problem. Not the draft's id: SQLite hands a
+    # finished draft's id to the next one, which made a second report return the first.
+    data = {"photos": [], "key": secrets.token_urlsafe(12)}
     async with context.services.db.begin() as session:
         await drafts.start(
-            session, actor.person_id, "report", "category", {"photos": []}, context.services.now()
+            session, actor.person_id, "report", "category", data, context.services.now()
         )
     await _prompt(context, update.effective_chat.id, "category", {})
 
@@ -357,9 +364,8 @@ async def _submit_report(context: Context, chat_id: int, draft: DraftView) -> No
         category=str(data["category"]),
         description=str(data.get("description", "")),
         photos=[PhotoIn(p[0], p[1], p[2], p[3]) for p in data.get("photos", [])],
-        # The draft's id makes a double tap on "submit" one problem.
         source_chat_id=chat_id,
-        source_key=f"d:{draft.id}",
+        source_key=f"d:{data.get('key') or draft.id}",  # drafts begun before the key: their id
         village_id=data.get("village_id"),
         latitude=data.get("lat"),
         longitude=data.get("lon"),
@@ -372,7 +378,7 @@ async def _submit_report(context: Context, chat_id: int, draft: DraftView) -> No
             report,
             now=now,
             code_prefix=services.rules.problem_code_prefix,
-            zone_year=now.astimezone(services.settings.zone).year,
+            zone_year=problems.code_year(now, services.settings.zone),
         )
         await drafts.finish(session, actor.person_id)
         card = await problems.problem_card(session, result.problem.code, now)

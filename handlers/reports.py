@@ -71,17 +71,18 @@ async def create_group_report(context: Context, chat_id: int, parts: list[Part])
             ),
             now=now,
             code_prefix=services.rules.problem_code_prefix,
-            zone_year=now.astimezone(services.settings.zone).year,
+            zone_year=problems.code_year(now, services.settings.zone),
         )
         card = await problems.problem_card(session, result.problem.code, now)
     assert card is not None
     media.soon(context)
     if not result.created:
-        await context.bot.send_message(
-            chat_id,
-            context._("report.already", code=result.problem.code),
-            reply_to_message_id=first.message_id,
-        )
+        if result.added_photos:  # a late album part: it joined the problem; say so under it
+            text = context._("report.photos_added", n=result.added_photos, code=result.problem.code)
+            reply_to = max(p.message_id for p in parts)
+        else:
+            text, reply_to = context._("report.already", code=result.problem.code), first.message_id
+        await context.bot.send_message(chat_id, text, reply_to_message_id=reply_to)
         return
     await context.bot.send_message(
         chat_id,

@@ -34,6 +34,10 @@ async def start(update: Update, context: Context) -> None:
         return
     if not context.args:
         if actor.roles:
+            # Telegram refuses a chat's menu before that person has opened the bot, so a
+            # configured admin's menu (tried at start-up) is set here at the latest; before
+            # the welcome, so that the menu is there when they read it.
+            await refresh_person_menu(context, actor.telegram_id)
             await reply(
                 update,
                 context,
@@ -60,9 +64,9 @@ async def start(update: Update, context: Context) -> None:
             "role": context._(f"role.{result.role.value}"),
             "area": result.area_name or "",
         }
-    await reply(update, context, _OUTCOME_KEYS[result.outcome], **values)
-    if result.outcome is JoinOutcome.joined:
+    if result.outcome is JoinOutcome.joined:  # the new menu is there when they read this
         await refresh_person_menu(context, actor.telegram_id)
+    await reply(update, context, _OUTCOME_KEYS[result.outcome], **values)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

@@ -68,6 +68,9 @@ class ProblemPhoto(Base):
     # Filled by the background download into the content-addressed media store.
     sha256: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int | None]
+    # Downloads Telegram refused: how often, and not to be tried again before when.
+    download_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    download_after: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

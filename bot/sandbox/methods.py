@@ -478,6 +478,20 @@ async def get_file(sb: Sandbox, params: JSON, _u: Uploads) -> Result:
     }, 0
 
 
+def _check_scope_chat(sb: Sandbox, scope: object) -> None:
+    """A scope naming one chat needs a chat the bot has: a group it is in, or the private chat
+    of a user who has opened the bot (otherwise Telegram answers "chat not found")."""
+    if not isinstance(scope, dict) or scope.get("type") not in (
+        "chat",
+        "chat_administrators",
+        "chat_member",
+    ):
+        return
+    chat_id = scope.get("chat_id")
+    if not isinstance(chat_id, int) or chat_id not in sb.chats:
+        raise bad("chat not found")
+
+
 @method("setMyCommands")
 async def set_my_commands(sb: Sandbox, params: JSON, _u: Uploads) -> Result:
     commands = params["commands"]
@@ -491,6 +505,7 @@ async def set_my_commands(sb: Sandbox, params: JSON, _u: Uploads) -> Result:
             raise bad("BOT_COMMAND_INVALID")
         if not 1 <= len(description) <= 256:
             raise bad("BOT_COMMAND_DESCRIPTION_INVALID")
+    _check_scope_chat(sb, params.get("scope"))
     sb.set_commands(sb.scope_key(params.get("scope"), params.get("language_code")), commands)
     return True, 0
 

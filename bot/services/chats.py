@@ -77,3 +77,11 @@ async def bound_groups(session: AsyncSession) -> list[Binding]:
         .order_by(Chat.id)
     )
     return [Binding(chat, area, name, AreaKind(kind)) for chat, area, name, kind in rows]
+
+
+async def groups_bound_to(session: AsyncSession, area_id: int) -> list[int]:
+    """The Telegram ids of the work groups bound to ``area_id``."""
+    rows = await session.scalars(
+        select(Chat.telegram_chat_id).where(Chat.area_id == area_id).order_by(Chat.id)
+    )
+    return list(rows)

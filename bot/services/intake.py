@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import IntakePart
 
-REPORT_TAG = re.compile(r"#(问题|report)\b", re.IGNORECASE)
+# The tag may run straight into the text (Chinese is written without spaces: "#问题河道有垃圾")
+# and the hash may be the full-width "＃" of Chinese keyboards; "#reporting" is another word.
+REPORT_TAG = re.compile(r"[#＃](?:问题|report(?![A-Za-z0-9_]))", re.IGNORECASE)
 ALBUM_QUIET = timedelta(seconds=1.5)
 
 

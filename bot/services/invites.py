@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.people import Actor, grant_role
+from bot.services.people import Actor, grant_role, holds_role
 from bot.services.roles import ROLE_AREA_KIND, AreaKind, Role, may_invite
 from models import Area, Invite, InviteUse
 
@@ -102,6 +102,10 @@ async def join_with_invite(
         )
     )
     if used_before.first() is not None:
+        return JoinResult(JoinOutcome.already_member, role, area_name)
+    if await holds_role(session, person_id, role, invite.area_id):
+        # Someone who already has the role spends no use: a single-use link stays for the
+        # person it was meant for.
         return JoinResult(JoinOutcome.already_member, role, area_name)
     if invite.expires_at <= now:
         return JoinResult(JoinOutcome.expired, role, area_name)

@@ -87,6 +87,19 @@ async def load_actor(session: AsyncSession, person: Person) -> Actor:
     return Actor(person.id, person.telegram_id, person.full_name, person.locale, roles)
 
 
+async def holds_role(
+    session: AsyncSession, person_id: int, role: Role, area_id: int | None
+) -> bool:
+    existing = await session.scalars(
+        select(RoleGrant.id).where(
+            RoleGrant.person_id == person_id,
+            RoleGrant.role == role.value,
+            RoleGrant.area_id.is_(None) if area_id is None else RoleGrant.area_id == area_id,
+        )
+    )
+    return existing.first() is not None
+
+
 async def grant_role(
     session: AsyncSession,
     person_id: int,
@@ -97,14 +110,7 @@ async def grant_role(
     invite_id: int | None = None,
 ) -> bool:
     """Give ``role`` in ``area_id``; False if the person already had it there."""
-    existing = await session.scalars(
-        select(RoleGrant.id).where(
-            RoleGrant.person_id == person_id,
-            RoleGrant.role == role.value,
-            RoleGrant.area_id.is_(None) if area_id is None else RoleGrant.area_id == area_id,
-        )
-    )
-    if existing.first() is not None:
+    if await holds_role(session, person_id, role, area_id):
         return False
     session.add(
         RoleGrant(

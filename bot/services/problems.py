@@ -29,11 +29,12 @@ from bot.services.problem_machine import (
     apply,
     initial,
 )
-from bot.services.roles import Role
+from bot.services.roles import AreaKind, Role
 from models import Area, Person, Problem, ProblemEvent, ProblemPhoto, RoleGrant
 
 TRANSITION_ACTIONS = frozenset(a.value for a in TRANSITIONS)
 CATEGORISE = "categorise"
+ADD_PHOTOS = "add_photos"  # a late album part joined its problem
 DUPLICATE_RADIUS_M = 200.0
 DUPLICATE_WINDOW = timedelta(days=7)
 EARTH_RADIUS_M = 6_371_000.0
@@ -93,6 +94,7 @@ class ReportResult:
     problem: ProblemView
     created: bool
     duplicates: list[Duplicate] = field(default_factory=list)
+    added_photos: int = 0  # photos this message brought to the problem it had already made
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -177,6 +179,12 @@ async def find_duplicates(
     return sorted(found.values(), key=lambda d: d.code)
 
 
+def code_year(now: datetime, zone: tzinfo) -> int:
+    """Problems are numbered per local calendar year: from 1 January (local time) the codes
+    start again at 0001 under the new year."""
+    return now.astimezone(zone).year
+
+
 async def _next_seq(session: AsyncSession, year: int) -> int:
     current = await session.scalar(select(func.max(Problem.seq)).where(Problem.year == year))
     return (current or 0) + 1
@@ -185,7 +193,8 @@ async def _next_seq(session: AsyncSession, year: int) -> int:
 async def report_problem(
     session: AsyncSession, report: ReportIn, *, now: datetime, code_prefix: str, zone_year: int
 ) -> ReportResult:
-    """Create the problem, or return the one this message already made."""
+    """Create the problem, or return the one this message already made, with any of the
+    report's photos it does not have yet (an album part that came late): nothing is lost."""
     if report.source_chat_id is not None and report.source_key is not None:
         existing = (
             await session.scalars(
@@ -196,7 +205,8 @@ async def report_problem(
             )
         ).first()
         if existing is not None:
-            return ReportResult(await _view(session, existing), created=False)
+            added = await _add_late_photos(session, existing, report, now)
+            return ReportResult(await _view(session, existing), created=False, added_photos=added)
     duplicates = await find_duplicates(
         session,
         [p.file_unique_id for p in report.photos],
@@ -268,6 +278,45 @@ async def report_problem(
     return ReportResult(await _view(session, problem), created=True, duplicates=duplicates)
 
 
+async def _add_late_photos(
+    session: AsyncSession, problem: Problem, report: ReportIn, now: datetime
+) -> int:
+    known = set(
+        await session.scalars(
+            select(ProblemPhoto.message_id).where(
+                ProblemPhoto.problem_id == problem.id, ProblemPhoto.kind == "before"
+            )
+        )
+    )
+    late = [p for p in report.photos if p.message_id is not None and p.message_id not in known]
+    if not late:
+        return 0
+    for photo in late:
+        session.add(
+            ProblemPhoto(
+                problem_id=problem.id,
+                kind="before",
+                file_id=photo.file_id,
+                file_unique_id=photo.file_unique_id,
+                message_id=photo.message_id,
+                size=photo.size,
+            )
+        )
+    session.add(
+        ProblemEvent(
+            problem_id=problem.id,
+            action=ADD_PHOTOS,
+            from_status=problem.status,
+            to_status=problem.status,
+            actor_id=report.reporter_id,
+            at=now,
+            data={"photos": len(late)},
+        )
+    )
+    await session.flush()
+    return len(late)
+
+
 async def actor_roles(session: AsyncSession, person_id: int) -> ActorRoles:
     rows = await session.execute(
         select(RoleGrant.role, RoleGrant.area_id).where(RoleGrant.person_id == person_id)
@@ -321,10 +370,21 @@ def _store(problem: Problem, state: ProblemState) -> None:
     problem.closed_at = state.closed_at
 
 
-async def problem_by_code(session: AsyncSession, code: str) -> Problem | None:
-    return (
-        await session.scalars(select(Problem).where(Problem.code == code.strip().upper()))
-    ).first()
+async def problem_by_code(
+    session: AsyncSession, code: str, *, lock: bool = False
+) -> Problem | None:
+    """``lock``: hold the row until the transaction ends (SELECT ... FOR UPDATE; SQLite, which
+    lets one writer in at a time, ignores it), so that two processes cannot both accept one
+    tap on the same card."""
+    query = select(Problem).where(Problem.code == code.strip().upper())
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query)).first()
+
+
+async def _is_subject(session: AsyncSession, area_id: int | None) -> bool:
+    kind = await session.scalar(select(Area.kind).where(Area.id == area_id))
+    return kind == AreaKind.subject.value
 
 
 async def transition(
@@ -343,7 +403,7 @@ async def transition(
     """Make one transition; None if there is no such problem. A refusal changes nothing.
     With ``points``, the reporter's points for it go into the ledger in the same transaction
     (see ``points.on_problem_transition``)."""
-    problem = await problem_by_code(session, code)
+    problem = await problem_by_code(session, code, lock=True)
     if problem is None:
         return None
     actor = await actor_roles(session, actor_person_id)
@@ -362,6 +422,8 @@ async def transition(
         after = apply(before, event)
     except Refused as refused:
         return refused.refusal
+    if action is Action.assign and not await _is_subject(session, subject_id):
+        return Refusal.needs_subject  # forged or outdated: no such town/street
     _store(problem, after)
     if action is Action.assign:
         problem.assigned_at = now

@@ -61,7 +61,9 @@ def may_invite(
 
 
 # Commands by who may use them; /help lists the union for the asker, in this order.
-EVERYONE_COMMANDS: tuple[str, ...] = ("start", "help", "lang", "report", "issue", "cancel")
+EVERYONE_COMMANDS: tuple[str, ...] = ("start", "help", "lang")
+# Anyone who has joined (holds any role): reporting in private, looking at a problem.
+MEMBER_COMMANDS: tuple[str, ...] = ("report", "issue", "cancel")
 ROLE_COMMANDS: dict[Role, tuple[str, ...]] = {
     Role.admin: (
         "issues",
@@ -93,9 +95,30 @@ GROUP_ADMIN_COMMANDS: tuple[str, ...] = (
 )
 
 
+# Who may list problems (/issues): those who assign, lead, answer for or check them.
+LIST_ROLES = frozenset({Role.admin, Role.leader, Role.liaison, Role.inspector})
+
+
+def may_report_privately(roles: Iterable[Role]) -> bool:
+    """A private /report needs a role: people join through an invite link first. (A tagged
+    photo in a bound work group is open to every member: grid workers may never have joined.)"""
+    return bool(set(roles))
+
+
+def may_list_problems(roles: Iterable[Role]) -> bool:
+    return bool(LIST_ROLES & set(roles))
+
+
+def may_view_problem(roles: Iterable[Role], *, is_reporter: bool) -> bool:
+    """A problem's card: anyone who has joined, and its own reporter (who may not have)."""
+    return bool(set(roles)) or is_reporter
+
+
 def commands_for(roles: Iterable[Role]) -> list[str]:
     held = set(roles)
     commands = list(EVERYONE_COMMANDS)
+    if held:
+        commands += MEMBER_COMMANDS
     for role in Role:  # a stable order whatever order the roles came in
         if role in held:
             commands += [c for c in ROLE_COMMANDS[role] if c not in commands]

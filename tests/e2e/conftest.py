@@ -11,6 +11,8 @@ from bot.harness import Harness, running_bot
 from bot.services.org import import_org, parse_org_file
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The example district's rules (its location); the shipped defaults have none.
+EXAMPLE_RULES = EXAMPLES / "rules.yaml"
 
 ADMIN = 1001
 STRANGER = 6666
@@ -31,7 +33,9 @@ async def start_world(h: Harness) -> None:
 
 @pytest.fixture
 async def bot(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
-    async with running_bot(sqlite_url, admin_ids=[ADMIN], media_dir=tmp_path / "media") as h:
+    async with running_bot(
+        sqlite_url, admin_ids=[ADMIN], media_dir=tmp_path / "media", rules_file=EXAMPLE_RULES
+    ) as h:
         await start_world(h)
         yield h
 
@@ -39,6 +43,8 @@ async def bot(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
 @pytest.fixture
 async def bot_any_db(db_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
     """The same on each database backend."""
-    async with running_bot(db_url, admin_ids=[ADMIN], media_dir=tmp_path / "media") as h:
+    async with running_bot(
+        db_url, admin_ids=[ADMIN], media_dir=tmp_path / "media", rules_file=EXAMPLE_RULES
+    ) as h:
         await start_world(h)
         yield h

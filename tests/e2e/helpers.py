@@ -8,6 +8,8 @@ from sqlalchemy import func, select
 
 import models
 from bot.harness import Harness
+from bot.services import people
+from bot.services.roles import Role
 
 LINK = re.compile(r"https://t\.me/\w+\?start=([A-Za-z0-9_-]+)")
 
@@ -45,3 +47,18 @@ async def binding(h: Harness, chat_id: int) -> str | None:
             .where(models.Chat.telegram_chat_id == chat_id)
         )
         return code
+
+
+def problem_code(h: Harness, seq: int) -> str:
+    """The code the ``seq``-th problem of this (local) year gets: never a hard-coded year."""
+    services = h.services
+    year = services.now().astimezone(services.settings.zone).year
+    return f"{services.rules.problem_code_prefix}-{year}-{seq:04d}"
+
+
+async def grant(h: Harness, telegram_id: int, role: Role, area_code: str) -> None:
+    """Give someone a role directly (what joining by an invite link does)."""
+    async with h.db.begin() as session:
+        person = await people.ensure_person(session, telegram_id, str(telegram_id), None)
+        area_id = await session.scalar(select(models.Area.id).where(models.Area.code == area_code))
+        await people.grant_role(session, person.id, role, area_id)

@@ -3,7 +3,11 @@
 import pytest
 
 from bot.harness import Harness
+from bot.sandbox import SentMessage, tiny_png
+from bot.sandbox.faults import FaultKind
 from bot.sending.ratelimit import ChatRateLimiter
+from bot.services import people, problems
+from bot.services.problems import PhotoIn, ReportIn
 from tests.e2e.conftest import ADMIN, GROUP, STRANGER
 from tests.e2e.helpers import table_counts
 
@@ -82,3 +86,66 @@ async def test_a_failing_update_does_not_stop_the_bot(known_stranger: Harness) -
     assert apology.content == "抱歉，出了点问题，请稍后再试。我们已记录此错误。"
     assert "可用功能" in ((await bot.reply_to(ADMIN, "/help")).content)
     assert "可用功能" in ((await bot.reply_to(STRANGER, "/help")).content)
+
+
+async def _problem_by(bot: Harness, telegram_id: int, key: str) -> str:
+    """A problem reported by ``telegram_id`` (as from a group photo), for the stranger to try."""
+    now = bot.services.now()
+    photo = bot.sb.store_file(tiny_png(len(key) + telegram_id), "photos", ".jpg")
+    async with bot.db.begin() as session:
+        person = await people.ensure_person(session, telegram_id, str(telegram_id), None)
+        result = await problems.report_problem(
+            session,
+            ReportIn(
+                person.id, "noise", "", [PhotoIn(photo.file_id, photo.file_unique_id)], GROUP, key
+            ),
+            now=now,
+            code_prefix="NH",
+            zone_year=problems.code_year(now, bot.services.settings.zone),
+        )
+    return result.problem.code
+
+
+async def test_a_stranger_may_not_report_privately_list_or_look(known_stranger: Harness) -> None:
+    """Without a role: no private /report (and no admin hears of it), no /issues, no other
+    people's problems; a stranger's own group report stays visible to them."""
+    bot = known_stranger
+    await bot.reply_to(ADMIN, "/start")
+    others = await _problem_by(bot, ADMIN, "m:1")
+    own = await _problem_by(bot, STRANGER, "m:2")
+    before = await table_counts(bot)
+    mark = bot.sb.mark()
+    assert "需要先加入" in (await bot.reply_to(STRANGER, "/report")).content
+    assert "只有管理员、分管领导" in (await bot.reply_to(STRANGER, "/issues")).content
+    refused = await bot.reply_to(STRANGER, f"/issue {others}")
+    assert f"只有已加入的成员和上报人可以查看 {others}" in refused.content
+    m = bot.sb.mark()
+    bot.sb.send_text(STRANGER, f"/issue {own}")
+    assert own in (await bot.wait_for(STRANGER, m, "处理记录")).content
+    assert [m for m in bot.sb.sent(ADMIN) if m.seq > mark] == []  # no admin was told anything
+    menu: SentMessage = await bot.reply_to(ADMIN, "/lang")
+    for data in ("ls:0:", "ls:1:status=reported"):
+        assert "只有管理员、分管领导" in await bot.press_answer(STRANGER, menu, data=data)
+    m = bot.sb.mark()
+    bot.sb.press(STRANGER, menu, data=f"p:show:{others}")
+    assert "只有已加入的成员" in (await bot.wait_for(STRANGER, m, others)).content
+    assert await table_counts(bot) == before
+
+
+@pytest.mark.parametrize(("kind", "status"), [("5xx", 502), ("drop", 0)])
+async def test_a_reply_survives_two_network_faults_and_arrives_once(
+    known_stranger: Harness, kind: FaultKind, status: int
+) -> None:
+    """Telegram answers 502, or the connection drops, twice: the limiter retries, the reply
+    arrives, and only once (neither fault does the call)."""
+    bot = known_stranger
+    bot.sb.inject_faults(kind, count=2, method="sendMessage", chat_id=STRANGER)
+    mark = bot.sb.mark()
+    reply = await bot.reply_to(STRANGER, "/help", timeout=20)
+    assert "可用功能" in reply.content
+    await bot.reply_to(ADMIN, "/help")  # a later update handled: nothing else is on its way
+    assert [m.content for m in bot.sb.sent(STRANGER) if m.seq > mark] == [reply.content]
+    tries = [
+        r.status for r in bot.sb.request_log if r.method == "sendMessage" and r.chat_id == STRANGER
+    ]
+    assert tries[-3:] == [status, status, 200]

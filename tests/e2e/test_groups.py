@@ -20,10 +20,26 @@ async def test_admin_binds_with_buttons_and_is_told_about_privacy(bot: Harness) 
         ["东桥镇（镇/街道）", "西山街道（镇/街道）", "北湖镇（镇/街道）"]
     )
     done = await bot.press(ADMIN, menu, "东桥镇（镇/街道）")
-    assert "本群已绑定到东桥镇" in done.content
-    # The stand-in's bot has privacy mode on and is no group admin: it would miss photos.
-    assert "/setprivacy" in done.content and "管理员" in done.content
+    # The stand-in's bot has privacy mode on and is no group admin: it would miss photos, and
+    # says exactly how to fix it.
+    assert done.content == (
+        "本群已绑定到东桥镇（镇/街道）。\n\n"
+        "⚠️ 我现在看不到群里的普通消息，会漏掉带照片的问题上报。\n"
+        "请任选其一：\n"
+        "1. 把 @greengrid_bot 设为本群管理员；或\n"
+        "2. 在 @BotFather 中发送 /setprivacy，选择 @greengrid_bot，选 Disable，"
+        "然后把我移出本群再重新拉进来。"
+    )
     assert await binding(bot, GROUP) == "NH-DQ"
+
+
+async def test_no_privacy_warning_once_privacy_mode_is_off(bot: Harness) -> None:
+    """Privacy mode turned off in @BotFather while the bot runs (getMe now says it reads all
+    group messages): the bot is no group admin, and still no warning."""
+    bot.sb.can_read_all_group_messages = True
+    done = await bot.reply_to(ADMIN, "/bindgroup NH-DQ", chat_id=GROUP)
+    assert done.content == "本群已绑定到东桥镇（镇/街道）。"
+    assert not bot.sb.chats[GROUP].bot_is_admin
 
 
 async def test_no_privacy_warning_when_bot_is_group_admin(bot: Harness) -> None:

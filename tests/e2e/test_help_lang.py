@@ -4,6 +4,8 @@ from bot.harness import Harness
 from tests.e2e.conftest import ADMIN, GROUP, STRANGER
 from tests.e2e.helpers import invite_code
 
+RANK_EN = "The ranking of towns and streets"
+
 
 async def test_help_per_role(bot: Harness) -> None:
     admin = (await bot.reply_to(ADMIN, "/help")).content or ""
@@ -32,20 +34,44 @@ async def test_lang_switches_per_person(bot: Harness) -> None:
     assert "不支持该语言" in ((await bot.reply_to(STRANGER, "/lang fr")).content)
 
 
+def _names(commands: list[dict[str, str]]) -> list[str]:
+    return [c["command"] for c in commands]
+
+
 async def test_command_menus_per_language_and_scope(bot: Harness) -> None:
-    private_zh = bot.sb.commands({"type": "all_private_chats"}, "zh")
-    private_en = bot.sb.commands({"type": "all_private_chats"}, "en")
-    admins = bot.sb.commands({"type": "all_chat_administrators"}, "zh")
-    admin_chat = bot.sb.commands({"type": "chat", "chat_id": ADMIN}, "zh")
-    assert [c["command"] for c in private_zh] == [
-        "start",
-        "help",
-        "lang",
-        "report",
-        "issue",
-        "cancel",
-    ]
+    menu = bot.sb.commands
+    private_zh = menu({"type": "all_private_chats"}, "zh")
+    private_en = menu({"type": "all_private_chats"}, "en")
+    assert _names(private_zh) == ["start", "help", "lang"]  # joining comes first
     assert private_zh[1]["description"] == "查看可用功能"
     assert private_en[1]["description"] == "What I can do for you"
-    assert "bindgroup" in [c["command"] for c in admins]
-    assert "invite" in [c["command"] for c in admin_chat]
+    groups_zh = menu({"type": "all_group_chats"}, "zh")
+    groups_en = menu({"type": "all_group_chats"}, "en")
+    assert _names(groups_zh) == _names(groups_en) == ["help", "report", "issue", "rank"]
+    assert [c["description"] for c in groups_en] == [
+        "What I can do for you",
+        "Report a problem",
+        "Show a problem",
+        RANK_EN,
+    ]
+    admins_en = menu({"type": "all_chat_administrators"}, "en")
+    assert _names(admins_en) == [
+        *("bindgroup", "help", "report", "issue", "issues", "rank", "leaderboard")
+    ]
+    assert admins_en[0]["description"] == "Bind this group to the district or a town"
+    # The configured admin had not opened the bot at start-up, so Telegram refused their menu;
+    # their /start sets it, in both languages.
+    admin_chat = {"type": "chat", "chat_id": ADMIN}
+    assert menu(admin_chat, "zh") == []
+    await bot.reply_to(ADMIN, "/start")
+    assert "invite" in _names(menu(admin_chat, "zh"))
+    admin_en = {c["command"]: c["description"] for c in menu(admin_chat, "en")}
+    assert admin_en["invite"] == "Make an invite link" and admin_en["remind"]
+    # A liaison's own menu gains /rectified (and /issues) when they join.
+    code = invite_code((await bot.reply_to(ADMIN, "/invite liaison NH-DQ")).content)
+    await bot.reply_to(2001, f"/start {code}")
+    liaison = _names(menu({"type": "chat", "chat_id": 2001}, "zh"))
+    assert liaison == [
+        *("start", "help", "lang", "report", "issue", "cancel"),
+        *("issues", "rectified", "rank"),
+    ]

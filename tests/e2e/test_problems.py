@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -13,20 +13,15 @@ from sqlalchemy import func, select
 import models
 from bot.harness import Harness
 from bot.sandbox import SentMessage, tiny_png
-from bot.services import people
+from bot.services import people, problems
+from bot.services.problem_machine import Action
+from bot.services.problems import PhotoIn, ProblemView, ReportIn
 from bot.services.roles import Role
 from tests.e2e.conftest import ADMIN, STRANGER
-from tests.e2e.helpers import table_counts
+from tests.e2e.helpers import grant, problem_code, table_counts
 
 GROUP = -100900
 LIAISON, OTHER_LIAISON, INSPECTOR, VOLUNTEER = 2001, 2002, 2101, 4001
-
-
-async def _grant(h: Harness, telegram_id: int, role: Role, area_code: str) -> None:
-    async with h.db.begin() as session:
-        person = await people.ensure_person(session, telegram_id, str(telegram_id), None)
-        area_id = await session.scalar(select(models.Area.id).where(models.Area.code == area_code))
-        await people.grant_role(session, person.id, role, area_id)
 
 
 @pytest.fixture
@@ -40,7 +35,7 @@ async def loop(bot: Harness) -> Harness:
         (INSPECTOR, Role.inspector, "NH-DQ"),
         (VOLUNTEER, Role.volunteer, "NH-DQ-01"),
     ]:
-        await _grant(bot, uid, role, area)
+        await grant(bot, uid, role, area)
     for uid in (ADMIN, LIAISON, OTHER_LIAISON, INSPECTOR, VOLUNTEER, STRANGER):
         await bot.reply_to(uid, "/start")
     bot.sb.add_group(
@@ -88,7 +83,7 @@ async def _assign(h: Harness, card: SentMessage) -> None:
 async def test_photo_report_in_group_becomes_a_problem(loop: Harness) -> None:
     card = await _report_in_group(loop)
     code = _code(card)
-    assert code == "NH-2026-0001" and "已登记为问题 NH-2026-0001" in card.content
+    assert code == problem_code(loop, 1) and f"已登记为问题 {code}" in card.content
     assert "类别：露天焚烧" in card.content  # guessed from the caption
     assert card.buttons[-1] == ["交办", "不予受理"]
     problem = await _problem(loop, code)
@@ -111,7 +106,7 @@ async def test_album_of_ten_out_of_order_is_one_problem(loop: Harness) -> None:
         INSPECTOR, 10, chat_id=GROUP, caption="#report 垃圾堆放", shuffle=True, delay_s=0.3
     )
     card = (await loop.sb.wait_messages(GROUP, n=1, since=mark, timeout=15))[0]
-    assert _code(card) == "NH-2026-0001"
+    assert _code(card) == problem_code(loop, 1)
     assert await _count(loop, models.Problem) == 1
     assert await _count(loop, models.ProblemPhoto) == 10
     assert card.buttons[0][0] == "工业源污染"  # no guess: the category keyboard comes first
@@ -124,8 +119,9 @@ async def test_report_command_as_reply_and_redelivery_make_one_problem(loop: Har
     mark = loop.sb.mark()
     loop.sb.send_text(INSPECTOR, "/report", chat_id=GROUP, reply_to=photo)
     card = (await loop.sb.wait_messages(GROUP, n=1, since=mark))[0]
-    assert _code(card) == "NH-2026-0001"
-    problem = await _problem(loop, "NH-2026-0001")
+    first = problem_code(loop, 1)
+    assert _code(card) == first
+    problem = await _problem(loop, first)
     async with loop.db.begin() as session:
         reporter = await session.scalar(
             select(models.Person.telegram_id).where(models.Person.id == problem.reporter_id)
@@ -134,7 +130,7 @@ async def test_report_command_as_reply_and_redelivery_make_one_problem(loop: Har
     mark = loop.sb.mark()
     loop.sb.send_text(INSPECTOR, "/report", chat_id=GROUP, reply_to=photo)
     repeat = (await loop.sb.wait_messages(GROUP, n=1, since=mark))[0]
-    assert "已登记为问题 NH-2026-0001" in repeat.content
+    assert f"已登记为问题 {first}" in repeat.content
     # The same Telegram message delivered twice: one problem.
     tagged = loop.sb.send_photo(INSPECTOR, chat_id=GROUP, caption="#问题 噪声扰民")
     await loop.sb.wait_messages(GROUP, n=1, since=mark + 2)
@@ -149,10 +145,11 @@ async def test_strangers_and_volunteers_cannot_use_admin_buttons(loop: Harness) 
     for who in (STRANGER, VOLUNTEER, LIAISON):
         assert "没有权限" in await loop.press_answer(who, card, "交办")
         assert "没有权限" in await loop.press_answer(who, card, "不予受理")
-    assert "没有权限" in await loop.press_answer(STRANGER, card, data="p:asg:NH-2026-0001:1:3")
+    code = _code(card)
+    assert "没有权限" in await loop.press_answer(STRANGER, card, data=f"p:asg:{code}:1:3")
     # Forged or outdated data from an admin: refused as stale.
-    assert "失效" in await loop.press_answer(ADMIN, card, data="p:asg:NH-2026-0001:1:999")
-    assert "失效" in await loop.press_answer(ADMIN, card, data="p:zap:NH-2026-0001")
+    assert "失效" in await loop.press_answer(ADMIN, card, data=f"p:asg:{code}:1:999")
+    assert "失效" in await loop.press_answer(ADMIN, card, data=f"p:zap:{code}")
     assert await table_counts(loop) == before
     assert (await _problem(loop, _code(card))).status == "reported"
 
@@ -169,8 +166,10 @@ async def test_the_whole_loop_fail_once_then_pass(loop: Harness) -> None:
     await h.press(ADMIN, menu, "3 天（默认）")
     task = await h.wait_for(LIAISON, mark, "交办给您单位")
     assert code in task.content and task.buttons == [["提交整改", "申请延期"]]
+    assert "牵头部门：农业农村局" in task.content  # open burning's lead department
     assert any(m.photo for m in h.sb.sent(LIAISON) if m.seq > mark)  # the photo came along
-    assert "已交办给东桥镇" in (await h.wait_for(GROUP, mark, "已交办")).content
+    in_group = (await h.wait_for(GROUP, mark, "已交办")).content
+    assert "已交办给东桥镇" in in_group and "牵头部门：农业农村局" in in_group
     assert "已交办给东桥镇" in (await h.wait_for(INSPECTOR, mark, "已交办")).content
     assert OTHER_LIAISON not in {m.chat_id for m in h.sb.sent() if m.seq > mark}
     problem = await _problem(h, code)
@@ -197,11 +196,13 @@ async def test_the_whole_loop_fail_once_then_pass(loop: Harness) -> None:
     # The inspector fails it with a typed reason.
     assert "私聊" in await h.press_answer(INSPECTOR, check, "不通过")
     asked = await h.wait_for(INSPECTOR, h.sb.mark() - 3, "不通过的原因")
-    assert "NH-2026-0001" in asked.content
+    assert code in asked.content
     mark = h.sb.mark()
     assert "已退回整改" in (await h.reply_to(INSPECTOR, "仍有残留垃圾")).content
     back = await h.wait_for(LIAISON, mark, "核查不通过")
     assert "仍有残留垃圾" in back.content
+    told = await h.wait_for(INSPECTOR, mark, "您上报的问题")  # the inspector reported it
+    assert "核查未通过" in told.content and "仍有残留垃圾" in told.content
     assert (await _problem(h, code)).status == "rectifying"
 
     task = back
@@ -251,6 +252,7 @@ async def test_extension_asked_refused_then_approved(loop: Harness) -> None:
     assert "延期申请已提交" in await loop.press_answer(LIAISON, choose, "7 天")
     ask = await loop.wait_for(ADMIN, mark, "申请延期")
     assert (await _problem(loop, code)).extension_until == deadline + timedelta(days=7)
+    assert code in (await loop.wait_for(INSPECTOR, mark, "申请了延期")).content  # the reporter
     pending = await loop.press_answer(LIAISON, choose, data=f"p:ext:{code}:3")
     assert "已有延期申请" in pending
     # Refused with a reason, then asked and approved.
@@ -258,12 +260,16 @@ async def test_extension_asked_refused_then_approved(loop: Harness) -> None:
     mark = loop.sb.mark()
     await loop.reply_to(ADMIN, "理由不充分")
     assert "理由不充分" in (await loop.wait_for(LIAISON, mark, "未获批准")).content
+    assert "期限仍为" in (await loop.wait_for(INSPECTOR, mark, "延期未获批准")).content
     assert (await _problem(loop, code)).deadline == deadline
     mark = loop.sb.mark()
     await loop.press_answer(LIAISON, choose, data=f"p:ext:{code}:7")
     ask = await loop.wait_for(ADMIN, mark, "申请延期")
+    mark = loop.sb.mark()
     assert "已同意延期" in await loop.press_answer(ADMIN, ask, "同意延期")
     assert (await _problem(loop, code)).deadline == deadline + timedelta(days=7)
+    new_deadline = loop.services.local(deadline + timedelta(days=7)).strftime("%Y-%m-%d")
+    assert new_deadline in (await loop.wait_for(INSPECTOR, mark, "延期至")).content
 
 
 async def test_wrong_liaison_cannot_submit(loop: Harness) -> None:
@@ -285,7 +291,7 @@ async def test_duplicates_are_flagged_not_merged(loop: Harness) -> None:
     mark = loop.sb.mark()
     loop.sb.send_photo(VOLUNTEER, chat_id=GROUP, image=image, caption="#问题 工地扬尘")
     second = (await loop.sb.wait_messages(GROUP, n=1, since=mark))[0]
-    assert _code(second) == "NH-2026-0002"
+    assert _code(second) == problem_code(loop, 2)
     assert f"可能重复：{_code(first)} 使用了同一张照片" in second.content
     assert await _count(loop, models.Problem) == 2
 
@@ -300,12 +306,12 @@ async def test_lists_and_unknown_codes(loop: Harness) -> None:
     assert "⚠️超期" not in listing.content
     loop.clock.advance(timedelta(days=10))
     overdue = await loop.reply_to(ADMIN, "/issues overdue")
-    assert "未办结问题 1 个" in overdue.content and "NH-2026-0004" in overdue.content
+    assert "未办结问题 1 个" in overdue.content and _code(card) in overdue.content
     assert "⚠️超期" in overdue.content
     assert "用法" in (await loop.reply_to(ADMIN, "/issues 火星")).content
+    missing = problem_code(loop, 9999)
     assert (
-        "没有编号为 NH-2026-9999 的问题"
-        in (await loop.reply_to(ADMIN, "/issue NH-2026-9999")).content
+        f"没有编号为 {missing} 的问题" in (await loop.reply_to(ADMIN, f"/issue {missing}")).content
     )
     assert "用法" in (await loop.reply_to(ADMIN, "/issue")).content
 
@@ -357,5 +363,138 @@ async def test_album_parts_a_second_apart_still_make_one_problem(loop: Harness) 
 
 async def test_a_bare_tag_is_a_report_without_description(loop: Harness) -> None:
     card = await _report_in_group(loop, caption="#问题")
-    assert _code(card) == "NH-2026-0001" and "描述" not in card.content
+    assert _code(card) == problem_code(loop, 1) and "描述" not in card.content
     assert card.buttons[0][0] == "工业源污染"  # the category is asked for
+
+
+async def test_numbering_restarts_after_new_year(loop: Harness) -> None:
+    """The clock moved (not frozen: albums need it running) to just before New Year's Eve
+    midnight, local time: the next report after midnight is number 1 of the new year."""
+    zone = loop.services.settings.zone
+    year = loop.services.now().astimezone(zone).year
+    loop.clock.advance(datetime(year, 12, 31, 23, 59, tzinfo=zone) - loop.services.now())
+    old = _code(await _report_in_group(loop))
+    loop.clock.advance(timedelta(minutes=2))
+    new = _code(await _report_in_group(loop, caption="#问题 有人在河边燃放烟花"))
+    assert (old, new) == (f"NH-{year}-0001", f"NH-{year + 1}-0001")
+    listing = (await loop.reply_to(ADMIN, "/issues")).content
+    assert old in listing and new in listing
+
+
+async def test_forged_assignment_to_a_village_or_nothing_is_refused(loop: Harness) -> None:
+    card = await _report_in_group(loop)
+    code = _code(card)
+    async with loop.db.begin() as session:
+        village = await session.scalar(select(models.Area.id).where(models.Area.code == "NH-DQ-01"))
+    before = await table_counts(loop)
+    for data in (f"p:asg:{code}:{village}:3", f"p:asg:{code}:999999:3", f"p:asg:{code}:{village}"):
+        assert "请选择责任单位" in await loop.press_answer(ADMIN, card, data=data), data
+    assert await table_counts(loop) == before
+    problem = await _problem(loop, code)
+    assert problem.status == "reported" and problem.subject_id is None
+
+
+async def test_tag_run_into_the_text_or_full_width_is_a_report(loop: Harness) -> None:
+    for caption, description in [
+        ("#问题河道有垃圾", "河道有垃圾"),
+        ("＃问题 工地扬尘", "工地扬尘"),
+    ]:
+        card = await _report_in_group(loop, caption=caption)
+        assert "已登记为问题" in card.content, caption
+        assert (await _problem(loop, _code(card))).description == description
+
+
+async def test_a_long_history_comes_whole_in_messages_telegram_accepts(loop: Harness) -> None:
+    """Four failed rounds with 1000-character notes and reasons: /issue shows every line of
+    the history, in several messages of at most 4096 characters (before: 'message is too
+    long' and an apology)."""
+    card = await _report_in_group(loop)
+    code = _code(card)
+    await _assign(loop, card)
+    async with loop.db.begin() as session:
+        photo = await session.scalar(select(models.ProblemPhoto.file_id))
+        liaison = await people.person_id_for(session, LIAISON)
+        inspector = await people.person_id_for(session, INSPECTOR)
+    assert photo is not None and liaison is not None and inspector is not None
+    written = []
+    for i in range(1, 5):
+        note, reason = f"第{i}次整改：" + "改" * 995, f"第{i}次不通过：" + "残" * 995
+        written += [note, reason]
+        async with loop.db.begin() as session:
+            now = loop.services.now()
+            submitted = await problems.transition(
+                session,
+                code,
+                Action.submit,
+                liaison,
+                now=now,
+                reason=note,
+                after_photos=[PhotoIn(photo, f"after-{i}")],
+            )
+            failed = await problems.transition(
+                session, code, Action.fail_check, inspector, now=now, reason=reason
+            )
+        assert isinstance(submitted, ProblemView) and isinstance(failed, ProblemView)
+    mark = loop.sb.mark()
+    loop.sb.send_text(ADMIN, f"/issue {code}")
+    await loop.wait_for(ADMIN, mark, "照片：整改前 1 张，整改后 4 张")
+    texts = [m.content for m in loop.sb.sent(ADMIN) if m.seq > mark and not m.photo]
+    assert len(texts) >= 3 and all(len(text) <= 4096 for text in texts)
+    history = "\n".join(texts)
+    assert all(text in history for text in written) and "抱歉" not in history
+    assert history.count("核查不通过") == 4 and history.count("提交整改") == 4
+
+
+async def test_refused_photos_do_not_hold_up_later_ones(loop: Harness) -> None:
+    """Sixty photos Telegram will not hand out (getFile: wrong file_id), then a good one: it is
+    stored all the same (before, the job took the oldest 50 every time, for ever)."""
+    now = loop.services.now()
+    async with loop.db.begin() as session:
+        reporter = await people.person_id_for(session, INSPECTOR)
+        assert reporter is not None
+        gone = [PhotoIn(f"gone-{i}", f"gone-unique-{i}") for i in range(60)]
+        await problems.report_problem(
+            session,
+            ReportIn(reporter, "noise", "", gone, None, None),
+            now=now,
+            code_prefix="NH",
+            zone_year=problems.code_year(now, loop.services.settings.zone),
+        )
+    image = tiny_png(5150)
+    loop.sb.send_photo(INSPECTOR, chat_id=GROUP, image=image, caption="#问题 污水直排")
+    digest = hashlib.sha256(image).hexdigest()
+    for _ in range(200):
+        if loop.services.media.get(digest) == image:
+            break
+        await asyncio.sleep(0.05)
+    assert loop.services.media.get(digest) == image
+    async with loop.db.begin() as session:
+        refused = (
+            await session.scalars(
+                select(models.ProblemPhoto).where(models.ProblemPhoto.file_id.like("gone-%"))
+            )
+        ).all()
+    assert len(refused) == 60
+    assert all(p.sha256 is None and p.download_attempts >= 1 for p in refused)
+    assert all(p.download_after is not None and p.download_after > now for p in refused)
+
+
+async def test_a_late_album_part_joins_its_problem(loop: Harness) -> None:
+    """A part arriving after the album became a problem (here: seconds later) is added to it
+    and the group is told; delivered again, it is not added twice."""
+    mark = loop.sb.mark()
+    parts = await loop.sb.send_album(INSPECTOR, 2, chat_id=GROUP, caption="#问题 垃圾堆放")
+    code = _code((await loop.sb.wait_messages(GROUP, n=1, since=mark, timeout=15))[0])
+    mark = loop.sb.mark()
+    late = loop.sb.send_photo(INSPECTOR, chat_id=GROUP, media_group_id=parts[0]["media_group_id"])
+    told = (await loop.sb.wait_messages(GROUP, n=1, since=mark, timeout=15))[0]
+    assert told.content == f"已把 1 张照片补充到问题 {code}。"
+    assert told.reply_to_message_id == late["message_id"]
+    loop.sb.queue_update({"message": late})  # the same message delivered twice
+    await loop.reply_to(ADMIN, "/help", chat_id=GROUP)
+    assert await _count(loop, models.Problem) == 1
+    assert await _count(loop, models.ProblemPhoto) == 3
+    m = loop.sb.mark()
+    loop.sb.send_text(ADMIN, f"/issue {code}")
+    history = (await loop.wait_for(ADMIN, m, "处理记录")).content
+    assert "张网格 补充照片" in history and "整改前 3 张" in history

@@ -103,6 +103,27 @@ async def test_invite_lifecycle(db: Database) -> None:
     assert actor.role_set == {Role.liaison} and actor.roles[0].area_name == "东桥镇"
 
 
+async def test_a_role_holder_does_not_use_up_a_single_use_link(db: Database) -> None:
+    """Someone who already is the town's liaison opens the link meant for a colleague: told
+    they are already a member, and the link still works for the colleague."""
+    admin, ids = await _setup(db)
+    async with db.begin() as s:
+        single = await invites.create_invite(
+            s, admin, Role.liaison, ids["NH-DQ"], max_uses=1, valid_for=timedelta(days=7), now=NOW
+        )
+        assert isinstance(single, InviteView)
+        holder = await people.ensure_person(s, 2001, "Liaison", None)
+        await people.grant_role(s, holder.id, Role.liaison, ids["NH-DQ"])
+        colleague = await people.ensure_person(s, 2002, "Colleague", None)
+    async with db.begin() as s:
+        holder_tries = await invites.join_with_invite(s, single.code, holder.id, NOW)
+        count = await s.scalar(select(Invite.use_count).where(Invite.code == single.code))
+    assert holder_tries.outcome is JoinOutcome.already_member and count == 0
+    async with db.begin() as s:
+        colleague_joins = await invites.join_with_invite(s, single.code, colleague.id, NOW)
+    assert colleague_joins.outcome is JoinOutcome.joined
+
+
 async def test_expired_and_multi_use(db: Database) -> None:
     admin, ids = await _setup(db)
     async with db.begin() as s:

@@ -200,6 +200,15 @@ async def test_commands_by_scope_and_language(sb: Sandbox, http: aiohttp.ClientS
     assert sb.commands(scope, "zh") == commands and sb.commands() == []
     status, body = await call(http, sb, "setMyCommands", commands=[{"command": "Bad!"}])
     assert (status, body["description"]) == (400, "Bad Request: BOT_COMMAND_INVALID")
+    # One chat's menu needs a chat the bot has: user 2 has never opened the bot.
+    for scope in ({"type": "chat", "chat_id": 2}, {"type": "chat_administrators", "chat_id": -99}):
+        status, body = await call(http, sb, "setMyCommands", commands=commands, scope=scope)
+        assert (status, body["description"]) == (400, "Bad Request: chat not found")
+    sb.send_text(2, "/start")
+    status, _ = await call(
+        http, sb, "setMyCommands", commands=commands, scope={"type": "chat", "chat_id": 2}
+    )
+    assert status == 200
 
 
 async def test_albums_from_people(sb: Sandbox, http: aiohttp.ClientSession) -> None:
@@ -325,3 +334,11 @@ def test_gen_facts_keeps_names_and_required() -> None:
         "getMe": {"params": [], "required": []},
         "sendX": {"params": ["chat_id", "note"], "required": ["chat_id"]},
     }
+
+
+def test_standalone_instructions_name_the_port_in_use() -> None:
+    from bot.sandbox.standalone import SANDBOX_TOKEN, instructions
+
+    text = instructions("127.0.0.1", 9099)
+    assert "BOT_API_BASE_URL=http://127.0.0.1:9099 " in text and SANDBOX_TOKEN in text
+    assert "http://127.0.0.1:9099/_sandbox/send" in text and "8081" not in text

@@ -16,9 +16,18 @@ from bot.services.invites import InviteRefusal
 from bot.services.points import CorrectionRefusal, Kind
 from bot.services.points_rules import CheckoutInput
 from bot.services.problem_machine import TRANSITIONS, Action, Refusal, Status
+from bot.services.problems import ADD_PHOTOS, CATEGORISE
 from bot.services.ranking import REASON_KINDS, Code
 from bot.services.redemptions import CheckoutRefusal, IssueRefusal
-from bot.services.roles import AreaKind, Role
+from bot.services.roles import (
+    EVERYONE_COMMANDS,
+    GROUP_ADMIN_COMMANDS,
+    GROUP_COMMANDS,
+    MEMBER_COMMANDS,
+    ROLE_COMMANDS,
+    AreaKind,
+    Role,
+)
 from bot.services.windows import WindowError
 from handlers.problem_actions import REASON_ACTIONS, REJECT_PRESETS
 
@@ -50,7 +59,8 @@ def _used_keys() -> set[str]:
     keys |= {f"invite.refused.{r.value}" for r in InviteRefusal}
     keys |= {f"status.{s.value}" for s in Status}
     keys |= {f"refusal.{r.value}" for r in Refusal}
-    keys |= {f"history.{a.value}" for a in Action} | {"history.categorise"}
+    keys |= {f"history.{a.value}" for a in Action}
+    keys |= {f"history.{extra}" for extra in (CATEGORISE, ADD_PHOTOS)}
     actions = [a.value for a in TRANSITIONS]
     keys |= {f"{prefix}.{a}" for a in actions for prefix in ("done", "reporter", "notice")}
     keys |= {f"group.{a.value}" for a in (Action.assign, Action.reject, Action.pass_check)}
@@ -70,7 +80,50 @@ def _used_keys() -> set[str]:
     keys |= {f"redeem.refused.{r.value}" for r in IssueRefusal}
     keys |= {f"checkout.input.{r.value}" for r in CheckoutInput}
     keys |= {f"checkout.refused.{r.value}" for r in CheckoutRefusal}
+    keys |= _key_shaped_literals()  # keys passed around before they are looked up
     return keys
+
+
+KEY_SHAPE = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)+$")
+# Strings of the same shape that are not message keys: file names, logger names and
+# matplotlib's settings (rcParams).
+NOT_KEYS = re.compile(
+    r"\.(json|ya?ml|toml|csv|db|txt|po|py|png|xlsx)$|^greengrid\.|^(axes|font|figure|savefig)\."
+)
+
+
+def _key_shaped_literals() -> set[str]:
+    """Every string constant in the code shaped like a key (``report.not_image``), wherever it
+    is used: returned from a function, kept in a table, handed to a helper."""
+    found: set[str] = set()
+    for folder in CODE_DIRS:
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Constant)
+                    and isinstance(node.value, str)
+                    and KEY_SHAPE.match(node.value)
+                    and not NOT_KEYS.search(node.value)
+                ):
+                    found.add(node.value)
+    return found
+
+
+def _commands() -> set[str]:
+    """Every command the bot answers (its CommandHandlers) or lists in a menu."""
+    names = set(EVERYONE_COMMANDS) | set(MEMBER_COMMANDS) | set(GROUP_ADMIN_COMMANDS)
+    names |= set(GROUP_COMMANDS) | {c for cs in ROLE_COMMANDS.values() for c in cs}
+    for path in (ROOT / "handlers").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "CommandHandler"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                names.add(str(node.args[0].value))
+    return names
 
 
 def _fields(text: str) -> set[str]:
@@ -97,6 +150,20 @@ def test_every_key_in_code_is_in_the_catalogues() -> None:
     for locale in LOCALES:
         missing = sorted(used - set(_catalog(locale)))
         assert missing == [], f"{locale} lacks {missing}"
+
+
+def test_key_shaped_literals_are_found() -> None:
+    # A key only ever returned from a function (photo_of's refusals) is checked too.
+    assert {"report.not_image", "report.too_big"} <= _key_shaped_literals()
+    assert "greengrid.errors" not in _key_shaped_literals()
+
+
+def test_every_command_has_a_menu_description() -> None:
+    commands = _commands()
+    assert {"start", "report", "issue", "issues", "rectified", "cancel", "bindgroup"} <= commands
+    for locale in LOCALES:
+        missing = sorted(c for c in commands if f"cmd.{c}" not in _catalog(locale))
+        assert missing == [], f"{locale} has no menu text for {missing}"
 
 
 def test_chinese_is_chinese_and_english_is_not() -> None:

@@ -1,6 +1,15 @@
 import pytest
 
-from bot.services.roles import Role, commands_for, invitable_roles, may_invite, parse_role
+from bot.services.roles import (
+    Role,
+    commands_for,
+    invitable_roles,
+    may_invite,
+    may_list_problems,
+    may_report_privately,
+    may_view_problem,
+    parse_role,
+)
 
 A, L, C, V = Role.admin, Role.liaison, Role.cadre, Role.volunteer
 
@@ -31,21 +40,44 @@ def test_invitable_roles() -> None:
 
 
 def test_commands_per_role() -> None:
-    everyone = ["start", "help", "lang", "report", "issue", "cancel"]
-    assert commands_for([]) == everyone
+    member = ["start", "help", "lang", "report", "issue", "cancel"]
+    assert commands_for([]) == ["start", "help", "lang"]  # join through an invite link first
+    assert commands_for([V]) == [*member, "rank", "claim", "points", "redeem"]
     admin = [
         *("issues", "remind", "invite", "bindgroup", "rank", "export"),
         *("adjust", "ledger", "leaderboard"),
     ]
-    assert commands_for([A]) == [*everyone, *admin]
+    assert commands_for([A]) == [*member, *admin]
     assert commands_for([V, C]) == [
-        *everyone,
+        *member,
         *("invite", "rank", "claims", "leaderboard"),
         *("claim", "points", "redeem"),
     ]
-    assert commands_for([Role.liaison]) == [*everyone, "issues", "rectified", "rank"]
-    assert commands_for([Role.leader]) == [*everyone, "issues", "rank", "export"]
-    assert commands_for([Role.shop]) == [*everyone, "checkout", "shop"]
+    assert commands_for([Role.liaison]) == [*member, "issues", "rectified", "rank"]
+    assert commands_for([Role.leader]) == [*member, "issues", "rank", "export"]
+    assert commands_for([Role.shop]) == [*member, "checkout", "shop"]
+
+
+@pytest.mark.parametrize(
+    ("held", "reporter", "report", "list_", "view"),
+    [
+        (set(), False, False, False, False),  # a stranger
+        (set(), True, False, False, True),  # a grid worker who reported in the group
+        ({V}, False, True, False, True),
+        ({C}, False, True, False, True),
+        ({Role.shop}, False, True, False, True),
+        ({L}, False, True, True, True),
+        ({Role.inspector}, False, True, True, True),
+        ({Role.leader}, False, True, True, True),
+        ({A}, False, True, True, True),
+    ],
+)
+def test_who_may_report_list_and_view(
+    held: set[Role], reporter: bool, report: bool, list_: bool, view: bool
+) -> None:
+    assert may_report_privately(held) is report
+    assert may_list_problems(held) is list_
+    assert may_view_problem(held, is_reporter=reporter) is view
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def test_rules_file_replaces_sections(tmp_path: Path) -> None:
         ("invites: {default_expiry_days: 0}\n", "invites.default_expiry_days"),
         ("typo_section: 1\n", "typo_section"),
         ("ranking: [unclosed\n", "not valid YAML"),
-        ("- just a list\n", "mapping"),
+        ("- just a list\n", "top level"),
     ],
 )
 def test_bad_rules_file(tmp_path: Path, content: str, says: str) -> None:
@@ -119,3 +119,32 @@ def test_bad_rules_file(tmp_path: Path, content: str, says: str) -> None:
     path.write_text(content)
     with pytest.raises(ConfigError, match=says):
         load_rules(path)
+
+
+def test_rules_error_is_one_clean_line_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("ranking: {weight_closure: -1}\n")
+    with pytest.raises(ConfigError) as info:
+        load_rules(path)
+    assert str(info.value) == (
+        f"RULES_FILE {path}: ranking weights must not be negative; "
+        "fix the file, or unset RULES_FILE to use the shipped defaults"
+    )
+    path.write_text("ranking: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_rules(path)
+    assert "\n" not in str(info.value) and str(info.value).endswith("shipped defaults")
+
+
+def test_no_district_location_by_default(tmp_path: Path) -> None:
+    """A deployment elsewhere must not inherit the example district's location: the shipped
+    rules have none, a file of one's own without the section has none, and the example
+    district's file sets it."""
+    assert load_rules().district_geo is None
+    own = tmp_path / "rules.yaml"
+    own.write_text("invites: {default_expiry_days: 3}\n")
+    assert load_rules(own).district_geo is None
+    own.write_text("district_geo: null\n")
+    assert load_rules(own).district_geo is None
+    example = load_rules(Path(__file__).resolve().parents[2] / "examples" / "rules.yaml")
+    assert example.district_geo is not None and example.district_geo.radius_km == 40

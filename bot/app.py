@@ -25,6 +25,7 @@ from handlers import (
     help,
     invite,
     lang,
+    parked,
     problem_actions,
     problem_queries,
     remind,
@@ -32,7 +33,7 @@ from handlers import (
     reports,
     start,
 )
-from jobs import albums, media, reminders
+from jobs import albums, inbox, media, reminders
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -50,10 +51,11 @@ HANDLER_MODULES = (
     problem_actions,
     problem_queries,
     remind,
+    parked,
     errors,
     fallback,
 )
-JOB_MODULES = (albums, media, reminders)
+JOB_MODULES = (albums, media, reminders, inbox)
 
 
 def build_application(
@@ -92,9 +94,12 @@ def build_application(
     async def post_shutdown(_app: GGApplication) -> None:
         await services.db.dispose()
 
+    # No Updater: updates come in through the durable inbox (bot/runtime.py), never straight
+    # from python-telegram-bot's polling or webhook, which acknowledge before handlers run.
     builder = (
         ApplicationBuilder()
         .token(settings.token())
+        .updater(None)
         .context_types(ContextTypes(context=Context))
         .rate_limiter(ChatRateLimiter(limits=limits))
         .defaults(Defaults(tzinfo=settings.zone))

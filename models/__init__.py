@@ -2,6 +2,7 @@
 
 from models.base import Base
 from models.drafts import Draft
+from models.inbox import InboxUpdate
 from models.org import Area, Chat, Invite, InviteUse, Person, RoleGrant
 from models.outbox import OutboxMessage
 from models.problems import IntakePart, Problem, ProblemEvent, ProblemPhoto
@@ -11,6 +12,7 @@ __all__ = [
     "Base",
     "Chat",
     "Draft",
+    "InboxUpdate",
     "IntakePart",
     "Invite",
     "InviteUse",

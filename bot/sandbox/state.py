@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from bot.sandbox.errors import ApiError
+from bot.sandbox.webhook import Delivery
 from bot.sandbox.world import (
     JSON,
     CallbackAnswer,
@@ -63,6 +64,7 @@ class World:
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self.menu_buttons: dict[int | None, JSON] = {}
         self.webhook: JSON = {}
+        self.webhook_deliveries: list[Delivery] = []  # every POST to the bot's webhook
         self.allowed_updates: list[str] = []  # empty: all but the opt-in kinds
         self.events: list[Event] = []
         self._seq = 0
@@ -198,6 +200,25 @@ class World:
     @property
     def pending_updates(self) -> int:
         return len(self._updates)
+
+    def next_update(self) -> JSON | None:
+        """The oldest update not yet confirmed (what a webhook delivers next)."""
+        return self._updates[0] if self._updates else None
+
+    def confirm_update(self, update_id: int) -> None:
+        """The bot's webhook answered 2xx: the update is delivered and dropped."""
+        self._updates = [u for u in self._updates if u["update_id"] != update_id]
+        self.updates_fetched = max(self.updates_fetched, update_id)
+        self._notify()
+
+    def note_delivery(self, delivery: Delivery) -> None:
+        self.webhook_deliveries.append(delivery)
+        self._notify()
+
+    def note_webhook_error(self, message: str) -> None:
+        if self.webhook:
+            self.webhook["last_error_date"] = int(time.time())
+            self.webhook["last_error_message"] = message
 
     def note_fetched(self, updates: list[JSON]) -> None:
         if updates:

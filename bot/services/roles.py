@@ -63,7 +63,7 @@ def may_invite(
 # Commands by who may use them; /help lists the union for the asker, in this order.
 EVERYONE_COMMANDS: tuple[str, ...] = ("start", "help", "lang", "report", "issue", "cancel")
 ROLE_COMMANDS: dict[Role, tuple[str, ...]] = {
-    Role.admin: ("issues", "remind", "invite", "bindgroup"),
+    Role.admin: ("issues", "remind", "invite", "bindgroup", "parked"),
     Role.cadre: ("invite",),
     Role.leader: ("issues",),
     Role.liaison: ("issues", "rectified"),

@@ -33,7 +33,7 @@ def test_invitable_roles() -> None:
 def test_commands_per_role() -> None:
     everyone = ["start", "help", "lang", "report", "issue", "cancel"]
     assert commands_for([]) == everyone
-    assert commands_for([A]) == [*everyone, "issues", "remind", "invite", "bindgroup"]
+    assert commands_for([A]) == [*everyone, "issues", "remind", "invite", "bindgroup", "parked"]
     assert commands_for([V, C]) == [*everyone, "invite"]
     assert commands_for([Role.liaison]) == [*everyone, "issues", "rectified"]
 

@@ -4,6 +4,7 @@ line (one, or all) once the cause is fixed."""
 from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
 
 from bot.context import Context
@@ -77,13 +78,11 @@ async def parked_button(update: Update, context: Context) -> None:
     else:
         await query.answer(context._("parked.nothing_to_replay"), show_alert=True)
     text, markup = await _listing(context)
-    if query.message is not None:
-        await context.bot.edit_message_text(
-            text,
-            chat_id=query.message.chat.id,
-            message_id=query.message.message_id,
-            reply_markup=markup,
-        )
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as exc:  # the list was already current (another tap, another admin)
+        if "not modified" not in str(exc):
+            raise
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

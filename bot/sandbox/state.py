@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import itertools
 import json
@@ -58,6 +59,9 @@ class World:
         self._update_ids = itertools.count(1)
         self.last_offset_confirmed = 0
         self.updates_fetched = 0  # highest update_id handed to the bot at least once
+        # How often each update was handed out (getUpdates or a webhook POST): more than once
+        # means the bot did not acknowledge it the first time.
+        self.handed_out: collections.Counter[int] = collections.Counter()
         self.callback_answers: list[CallbackAnswer] = []
         self.callback_timeout_s = 15.0  # Telegram gives up on an unanswered query about then
         self._queries: dict[str, PendingQuery] = {}
@@ -213,6 +217,7 @@ class World:
 
     def note_delivery(self, delivery: Delivery) -> None:
         self.webhook_deliveries.append(delivery)
+        self.handed_out[delivery.update_id] += 1
         self._notify()
 
     def note_webhook_error(self, message: str) -> None:
@@ -221,6 +226,7 @@ class World:
             self.webhook["last_error_message"] = message
 
     def note_fetched(self, updates: list[JSON]) -> None:
+        self.handed_out.update(u["update_id"] for u in updates)
         if updates:
             self.updates_fetched = max(self.updates_fetched, updates[-1]["update_id"])
             self._notify()

@@ -2,7 +2,8 @@
 JSON to its URL (with the secret in ``X-Telegram-Bot-Api-Secret-Token`` when one was given),
 and the same update is posted again, after a pause that grows, until the bot answers 2xx; only
 then is it dropped and the next one sent. Telegram may open several connections at once; the
-stand-in delivers one update at a time, in order, which is one of the orders Telegram may use.
+stand-in delivers one update at a time, in order, which is one of the orders Telegram may use,
+and only to loopback addresses (any other URL is accepted but never reached).
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class WebhookDelivery:
                 await asyncio.sleep(min(self.retry_cap_s, self.retry_s * 2 ** (failures - 1)))
 
     async def _post(self, http: aiohttp.ClientSession, update: JSON) -> int:
+        if urlsplit(self.url).hostname not in LOOPBACK:
+            return 0  # the stand-in never reaches beyond this machine: as if unreachable
         try:
             async with http.post(self.url, json=update) as response:
                 await response.read()

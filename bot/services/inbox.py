@@ -104,7 +104,8 @@ def describe(update: dict[str, Any]) -> tuple[int, str]:
 
 def retry_delay(attempts: int, base_s: float) -> timedelta:
     """After the n-th failure: base, 2×base, 4×base … capped at five minutes."""
-    return min(RETRY_CAP, timedelta(seconds=base_s * 2 ** max(0, attempts - 1)))
+    seconds = base_s * 2.0 ** min(max(0, attempts - 1), 30)  # the cap long reached by 2**30
+    return min(RETRY_CAP, timedelta(seconds=seconds))
 
 
 async def store(

@@ -27,6 +27,7 @@ from bot.receiving.intake import Intake
 from bot.receiving.metrics import Metrics
 from bot.receiving.web import MAX_BODY, SECRET_HEADER, WebServer
 from bot.rules import load_rules
+from bot.sending.ratelimit import ChatRateLimiter
 from bot.services import outbox
 from bot.services.media import MediaStore
 from bot.settings import load_settings
@@ -314,3 +315,25 @@ async def test_health_says_503_when_the_database_is_unreachable(tmp_path: Path) 
         await db.dispose()
     assert status == 503 and body["status"] == "down"
     assert body["database"].startswith("unreachable (")
+
+
+async def test_a_report_whose_answer_failed_is_answered_on_the_next_try(bot: Harness) -> None:
+    """The first run stores the problem, then its answer fails (as if the process had died
+    between the two): the next run makes no second problem and answers the reporter."""
+    h = bot
+    await _bind(h)
+    limiter = h.app.bot.rate_limiter
+    assert isinstance(limiter, ChatRateLimiter)
+    limiter.backoff_base_s = 0.01  # the limiter's own network retries, quickly
+    h.sb.inject_faults("5xx", count=limiter.max_retries + 1, method="sendMessage", chat_id=GROUP)
+    mark = h.sb.mark()
+    photo = h.sb.send_photo(INSPECTOR, chat_id=GROUP, caption="#问题 河边垃圾")
+    [card] = await h.sb.wait_messages(GROUP, n=1, since=mark)
+    assert "已登记为问题 NH-2026-0001" in card.content
+    assert card.reply_to_message_id == photo["message_id"] and card.buttons
+    await _settled(h)
+    assert await _problems(h) == 1
+    async with h.db.begin() as session:
+        row = await session.get(models.InboxUpdate, h.sb.updates_fetched)
+    assert row is not None and row.status == "done" and row.attempts == 2
+    assert row.last_error is not None and "Bad Gateway" in row.last_error

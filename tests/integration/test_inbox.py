@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 import models
 from bot.db import Database
-from bot.services import inbox
+from bot.services import inbox, intake
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 GROUP, OTHER = -100500, -100600
@@ -152,3 +152,26 @@ async def test_two_claimers_on_postgresql_never_share_a_row_or_a_lane(db: Databa
         await second.close()
     # A claimer that dies (its transaction gone) leaves its row to the next one at once.
     assert await _due(db) == [41, 42]
+
+
+async def test_an_album_is_taken_once_in_the_transaction_that_reports_it(db: Database) -> None:
+    parts = [
+        intake.Part(GROUP, m, "album1", 4001, f"f{m}", f"u{m}", 10, "#问题" if m == 7 else None)
+        for m in (8, 7)
+    ]
+    async with db.begin() as session:
+        for part in parts:
+            assert await intake.record_part(session, part, NOW)
+    async with db.begin() as session:
+        found = await intake.album_parts(session, GROUP, "album1")
+    assert [p.message_id for p in found] == [7, 8]
+    # A run that dies before its transaction commits takes nothing.
+    with pytest.raises(RuntimeError):
+        async with db.begin() as session:
+            assert await intake.mark_taken(session, GROUP, [7, 8]) == 2
+            raise RuntimeError("killed before the problem was stored")
+    async with db.begin() as session:
+        assert await intake.mark_taken(session, GROUP, [7, 8]) == 2
+    async with db.begin() as session:
+        assert await intake.mark_taken(session, GROUP, [7, 8]) == 0  # another worker: too late
+        assert await intake.album_parts(session, GROUP, "album1") == []

@@ -8,12 +8,16 @@ The transcript is printed and saved to demo-out/transcript.txt.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import shutil
 from pathlib import Path
 
+from sqlalchemy import func, select
+
+import models
 from bot.harness import Harness, running_bot
 from bot.sandbox import SentMessage, tiny_png
 from bot.services.org import import_org, parse_org_file
@@ -161,6 +165,31 @@ async def play_problems(h: Harness) -> None:
     await h.wait_for(ADMIN, mark, "处理记录")
 
 
+async def _intake_summary(h: Harness) -> str:
+    """Every update of the scene went through the inbox: how many, and how they ended."""
+    assert h.runtime is not None
+    for _ in range(50):  # the last reply goes out just before its update is marked done
+        async with h.db.begin() as session:
+            counts = dict(
+                (
+                    await session.execute(
+                        select(models.InboxUpdate.status, func.count()).group_by(
+                            models.InboxUpdate.status
+                        )
+                    )
+                ).all()
+            )
+        if not counts.get("pending"):
+            break
+        await asyncio.sleep(0.1)
+    status, health = await h.runtime.web.health()
+    return (
+        f"inbox: {sum(counts.values())} updates stored before Telegram was told, "
+        f"{counts.get('done', 0)} done, {counts.get('pending', 0)} still running, "
+        f"{counts.get('parked', 0)} parked; /healthz {status} {health['status']}"
+    )
+
+
 async def run_demo(out: Path, *, speed: float = 0.1) -> int:
     logging.getLogger("telegram").setLevel(logging.WARNING)
     logging.getLogger("greengrid").setLevel(logging.WARNING)
@@ -176,9 +205,11 @@ async def run_demo(out: Path, *, speed: float = 0.1) -> int:
         await play(h)
         transcript = h.sb.transcript()
         violations = h.sb.limit_violations()
+        intake = await _intake_summary(h)
         summary = (
             f"stand-in: {len(h.sb.request_log)} Bot API calls, {h.sb.count_429} answered 429, "
             + ("Telegram's limits held" if not violations else f"LIMITS BROKEN: {violations}")
+            + f"\n{intake}"
         )
     (out / "transcript.txt").write_text(transcript + "\n", encoding="utf-8")
     print(transcript)

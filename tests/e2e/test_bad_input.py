@@ -79,6 +79,7 @@ async def test_a_failing_update_does_not_stop_the_bot(known_stranger: Harness) -
     limiter = bot.app.bot.rate_limiter
     assert isinstance(limiter, ChatRateLimiter)
     tries = bot.services.settings.inbox_max_attempts
+    limiter.backoff_base_s = 0.05  # the limiter's own network retries, quickly
     bot.sb.inject_faults("5xx", count=(limiter.max_retries + 1) * tries, chat_id=STRANGER)
     apology = await bot.reply_to(STRANGER, "/help", timeout=30)
     assert apology.content == "抱歉，出了点问题，请稍后再试。我们已记录此错误。"

@@ -32,8 +32,6 @@ from bot.sending.ratelimit import ChatRateLimiter, SendStats
 log = logging.getLogger(__name__)
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
-# Telegram's default number of parallel webhook connections.
-WEBHOOK_CONNECTIONS = 40
 
 
 @dataclass
@@ -106,7 +104,7 @@ async def serving(
                     hook[0],
                     secret_token=hook[2],
                     allowed_updates=Update.ALL_TYPES,
-                    max_connections=WEBHOOK_CONNECTIONS,
+                    max_connections=settings.webhook_max_connections,
                 )
                 log.info("webhook registered at %s", hook[0])
             else:

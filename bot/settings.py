@@ -32,7 +32,9 @@ _HINTS: dict[str, str] = {
     "http_host": "set HTTP_HOST to the address to listen on, e.g. 127.0.0.1 or 0.0.0.0",
     "http_port": "set HTTP_PORT to a TCP port for the webhook, /healthz and /metrics "
     "(0 picks a free one)",
-    "inbox_workers": "set INBOX_WORKERS to how many chats' updates may run at once (1-64)",
+    "inbox_workers": "set INBOX_WORKERS to how many chats' updates may run at once (1-8)",
+    "webhook_max_connections": "set WEBHOOK_MAX_CONNECTIONS to how many updates Telegram may "
+    "post at once (1-100; 1 keeps them in order)",
     "inbox_max_attempts": "set INBOX_MAX_ATTEMPTS to how often a failing update runs before it "
     "is parked (1-20)",
     "inbox_retry_s": "set INBOX_RETRY_S to the pause in seconds before a failed update runs "
@@ -64,12 +66,16 @@ class Settings(BaseSettings):
     # Webhook mode (`run --webhook`): where Telegram posts, and the secret it sends along.
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
+    # Telegram posts one update at a time by default here, so they arrive in order (an answer
+    # takes one insert); more connections trade that order for throughput.
+    webhook_max_connections: int = Field(default=1, ge=1, le=100)
     # The bot's HTTP server: the webhook (in webhook mode), /healthz and /metrics (always).
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
     # The inbox: updates run at once (each from a different chat; 1 keeps one process in strict
     # arrival order), runs before an update is parked, first pause before a run again.
-    inbox_workers: int = Field(default=1, ge=1, le=64)
+    # On PostgreSQL each worker holds a connection while its update runs (the pool has 15).
+    inbox_workers: int = Field(default=1, ge=1, le=8)
     inbox_max_attempts: int = Field(default=3, ge=1, le=20)
     inbox_retry_s: float = Field(default=2.0, gt=0)
 

@@ -5,6 +5,7 @@ workers, and /healthz and /metrics."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 from collections.abc import AsyncIterator
@@ -176,12 +177,14 @@ async def bot4(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
 
 
 class Flaky:
-    """A test command whose handler fails ``failures`` times, then answers; ``/slow`` takes
-    its time. Registered ahead of the features (group -1) on the real application."""
+    """A test command whose handler fails ``failures`` times, then answers; ``/slow`` answers
+    only once some other ``/flaky`` has answered (or after 5 s). Registered ahead of the
+    features (group -1) on the real application."""
 
     def __init__(self, h: Harness, failures: int) -> None:
         self.failures = failures
         self.runs = 0
+        self.answered = asyncio.Event()
         h.app.add_handler(CommandHandler("flaky", self.flaky), group=-1)
         h.app.add_handler(CommandHandler("slow", self.slow), group=-1)
 
@@ -191,10 +194,12 @@ class Flaky:
             raise RuntimeError(f"disk on fire (run {self.runs})")
         assert update.effective_message is not None
         await update.effective_message.reply_text(f"flaky done after {self.runs} runs")
+        self.answered.set()
         raise ApplicationHandlerStop
 
     async def slow(self, update: Update, context: Context) -> None:
-        await asyncio.sleep(1.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.answered.wait(), 5.0)
         assert update.effective_message is not None
         await update.effective_message.reply_text("slow done")
         raise ApplicationHandlerStop
@@ -245,9 +250,9 @@ async def test_one_chat_in_order_other_chats_meanwhile(bot4: Harness) -> None:
     for uid in (ADMIN, STRANGER):
         await h.reply_to(uid, "/start")
     mark = h.sb.mark()
-    h.sb.send_text(ADMIN, "/slow")
-    h.sb.send_text(ADMIN, "/flaky")  # same chat: after /slow, although it is quick
-    h.sb.send_text(STRANGER, "/flaky")  # another chat: does not wait for the slow one
+    h.sb.send_text(ADMIN, "/slow")  # waits for some /flaky to answer first
+    h.sb.send_text(ADMIN, "/flaky")  # the same chat: only after /slow, although it is quick
+    h.sb.send_text(STRANGER, "/flaky")  # another chat: runs meanwhile, and frees /slow
     await h.sb.wait_messages(ADMIN, n=2, since=mark, timeout=10)
     order = [(m.chat_id, m.content) for m in h.sb.sent() if m.seq > mark]
     assert order == [

@@ -41,7 +41,15 @@ def test_retry_delay_doubles_and_is_capped(attempts: int, seconds: float) -> Non
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("WEBHOOK_URL", "WEBHOOK_SECRET", "HTTP_HOST", "HTTP_PORT", "INBOX_WORKERS"):
+    for name in (
+        "WEBHOOK_URL",
+        "WEBHOOK_SECRET",
+        "WEBHOOK_MAX_CONNECTIONS",
+        "HTTP_HOST",
+        "HTTP_PORT",
+        "INBOX_WORKERS",
+        "INBOX_MAX_ATTEMPTS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no .env from the developer's checkout
 
@@ -70,6 +78,8 @@ def test_webhook_settings(clean_env: None, monkeypatch: pytest.MonkeyPatch) -> N
         ("WEBHOOK_SECRET", "x" * 257, "WEBHOOK_SECRET: only A-Z"),
         ("HTTP_PORT", "70000", "HTTP_PORT"),
         ("INBOX_WORKERS", "0", "INBOX_WORKERS"),
+        ("INBOX_WORKERS", "9", "INBOX_WORKERS"),
+        ("WEBHOOK_MAX_CONNECTIONS", "0", "WEBHOOK_MAX_CONNECTIONS"),
         ("INBOX_MAX_ATTEMPTS", "0", "INBOX_MAX_ATTEMPTS"),
     ],
 )

@@ -163,7 +163,7 @@ async def running_bot(
             **settings,
         )
         app = build_application(config, clock=clock)
-        async with serving(app, webhook=webhook, poll_timeout=1, processor_idle_s=0.2) as runtime:
+        async with serving(app, webhook=webhook, poll_timeout=1) as runtime:
             try:
                 yield Harness(sb, app, clock, runtime)
             finally:

@@ -240,12 +240,16 @@ class InboxProcessor:
                 describe_error(error).splitlines()[0],
             )
         else:
+            delay = inbox.retry_delay(item.attempts + 1, self.retry_base_s).total_seconds()
             log.warning(
-                "inbox: update %s failed (try %d of %d); it runs again shortly",
+                "inbox: update %s failed (try %d of %d); it runs again in %.1fs",
                 item.update_id,
                 item.attempts + 1,
                 self.max_attempts,
+                delay,
             )
+            # Look again when it is due rather than at the next idle tick.
+            asyncio.get_running_loop().call_later(delay, self.wake)
 
     async def _write(
         self, session: AsyncSession, item: InboxItem, error: BaseException | None, now: Any

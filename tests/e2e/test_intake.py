@@ -22,12 +22,14 @@ from telegram.ext import ApplicationHandlerStop, CommandHandler
 import models
 from bot.context import Context, Services
 from bot.db import Database
-from bot.harness import WEBHOOK_SECRET, Harness, running_bot
+from bot.harness import TOKEN, WEBHOOK_SECRET, Harness, running_bot
 from bot.i18n import Catalogues
+from bot.limits import TelegramLimits
 from bot.receiving.intake import Intake
 from bot.receiving.metrics import Metrics
 from bot.receiving.web import MAX_BODY, SECRET_HEADER, WebServer
 from bot.rules import load_rules
+from bot.sandbox import Sandbox
 from bot.sending.ratelimit import ChatRateLimiter
 from bot.services import outbox
 from bot.services.media import MediaStore
@@ -342,3 +344,27 @@ async def test_a_report_whose_answer_failed_is_answered_on_the_next_try(bot: Har
         row = await session.get(models.InboxUpdate, h.sb.updates_fetched)
     assert row is not None and row.status == "done" and row.attempts == 2
     assert row.last_error is not None and "Bad Gateway" in row.last_error
+
+
+async def test_webhook_registered_with_its_secret_and_every_kind(hooked: Harness) -> None:
+    sb = hooked.sb
+    assert sb.webhook["url"] == f"{hooked.http_url}/telegram"
+    assert sb.webhook["secret_token"] == WEBHOOK_SECRET
+    assert sb.webhook["max_connections"] == 1
+    assert set(Update.ALL_TYPES) <= set(sb.allowed_updates)  # chat_member too (opt-in kind)
+    assert [d.status for d in sb.webhook_deliveries] == [200] * len(sb.webhook_deliveries)
+
+
+async def test_polling_deletes_a_webhook_left_behind(sqlite_url: str, tmp_path: Path) -> None:
+    sb = Sandbox(TOKEN, limits=TelegramLimits().scaled(0.05))
+    await sb.start()
+    try:
+        await sb.set_webhook("https://example.org/old-hook", None)
+        async with running_bot(
+            sqlite_url, admin_ids=[ADMIN], sandbox=sb, media_dir=tmp_path / "media"
+        ) as h:
+            assert sb.webhook == {}
+            h.sb.add_user(ADMIN, "王主任")
+            assert "您好" in (await h.reply_to(ADMIN, "/start")).content
+    finally:
+        await sb.stop()

@@ -416,3 +416,47 @@ async def test_two_processes_on_postgresql_each_update_once(pg_url: str, tmp_pat
     assert answered == sent
     assert all(len(sb.sent(uid)) == 1 for uid in REPORTERS)  # one greeting each
     assert max(sb.handed_out.values()) == 1  # no redelivery needed: nothing was lost
+
+
+async def test_run_webhook_without_its_settings_says_what_to_do(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
+    env |= {"BOT_TOKEN": TOKEN, "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "bot", "run", "--webhook"),
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines() == [
+        "configuration error: WEBHOOK_URL is not set: set WEBHOOK_URL to the public https "
+        "address Telegram should post updates to, e.g. https://bot.example.org/telegram "
+        "(its path is where the bot listens)"
+    ]
+
+
+async def test_a_busy_port_is_one_clear_line(sqlite_url: str, tmp_path: Path) -> None:
+    sb = await prepare(sqlite_url)
+    busy = await asyncio.start_server(lambda _r, _w: None, "127.0.0.1", 0)
+    port = busy.sockets[0].getsockname()[1]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "bot", "run"),
+            cwd=tmp_path,
+            env=bot_env(sb, sqlite_url, tmp_path, port),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        busy.close()
+        await busy.wait_closed()
+        await sb.stop()
+    assert proc.returncode == 2
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith(f"configuration error: cannot listen on 127.0.0.1:{port}")
+    assert "set HTTP_PORT to a free port" in last

@@ -3,6 +3,8 @@ line (one, or all) once the cause is fixed."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filters
@@ -71,7 +73,7 @@ async def parked_button(update: Update, context: Context) -> None:
     ids = None if which == "all" else [int(which)] if which.isdigit() else []
     services = context.services
     async with services.db.begin() as session:
-        n = await inbox.replay(session, ids, now=services.now())
+        n = await inbox.replay(session, ids, now=datetime.now(UTC))  # the inbox's real time
     if n:
         services.wake_inbox()
         await query.answer(context._("parked.replayed", n=n))

@@ -11,6 +11,7 @@ from telegram.ext import Application
 
 from bot.context import Context
 from bot.services import inbox
+from models.base import utcnow
 
 log = logging.getLogger(__name__)
 KEEP_DONE = timedelta(days=3)
@@ -20,9 +21,9 @@ RUN_EVERY_S = 3600.0
 async def purge_inbox(context: Context) -> None:
     services = context.services
     async with services.db.begin() as session:
-        removed = await inbox.purge_done(session, before=services.now() - KEEP_DONE)
+        removed = await inbox.purge_done(session, before=utcnow() - KEEP_DONE)
     if removed:
-        log.info("inbox: forgot %d updates done before %s", removed, KEEP_DONE)
+        log.info("inbox: forgot %d updates done more than %s ago", removed, KEEP_DONE)
 
 
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -21,6 +21,7 @@ from telegram.ext import ExtBot
 from bot.context import Services
 from bot.receiving.metrics import Metrics
 from bot.services import inbox
+from models.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class Intake:
         """Commit the updates to the inbox (raising if the database refuses, so the caller does
         not acknowledge them); returns the ids that were new."""
         async with self.services.db.begin() as session:
-            new = await inbox.store(session, updates, via=via, now=self.services.now())
+            new = await inbox.store(session, updates, via=via, now=utcnow())
         if new:
             self.metrics.received.labels(via).inc(len(new))
             self.wake()

@@ -7,6 +7,9 @@ finished; one whose handlers failed runs again after a pause, and is parked afte
 they run again from the start, so a handler must tolerate running twice for one update (the
 domain's writes are keyed by the message, e.g. one problem per reported message).
 
+The inbox keeps real time (not the services' clock, which tests and the demo move): its times
+are about when things arrived and ran.
+
 python-telegram-bot hands a handler's exception to the error handlers and carries on, so the
 failure is caught there: `note_error`, the last error handler, records it for the attempt
 running in this task (a context variable) and stops the update's remaining handler groups.
@@ -33,6 +36,7 @@ from bot.context import Services
 from bot.receiving.metrics import Metrics
 from bot.services import inbox
 from bot.services.inbox import InboxItem
+from models.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +159,7 @@ class InboxProcessor:
                 await asyncio.wait_for(self._wake.wait(), self.idle_s)
 
     async def _claim(self) -> _Claim | None:
-        now = self.services.now()
+        now = utcnow()
         exclude = list(self._running)
         if not self.locking:
             async with self.services.db.begin() as session:
@@ -211,7 +215,7 @@ class InboxProcessor:
 
     async def _record(self, claim: _Claim, error: BaseException | None) -> None:
         item = claim.item
-        now = self.services.now()
+        now = utcnow()
         status = inbox.DONE
         try:
             if claim.session is not None:

@@ -21,6 +21,7 @@ from bot.context import Services
 from bot.receiving.intake import Intake
 from bot.receiving.metrics import CONTENT_TYPE, Metrics
 from bot.services import inbox, outbox
+from models.base import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class WebServer:
     # ------------------------------------------------------------------ health and metrics
 
     async def health(self) -> tuple[int, dict[str, Any]]:
-        now = self.services.now()
+        now = utcnow()
         body: dict[str, Any] = {"mode": self.mode}
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_S):
@@ -166,7 +167,7 @@ class WebServer:
         try:
             async with asyncio.timeout(HEALTH_TIMEOUT_S):
                 async with self.services.db.begin() as session:
-                    summary = await inbox.summary(session, now=self.services.now())
+                    summary = await inbox.summary(session, now=utcnow())
                     backlog = await outbox.backlog(session)
         except Exception as exc:
             log.warning("metrics: database unreachable: %s", exc)

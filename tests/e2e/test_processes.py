@@ -284,6 +284,7 @@ async def test_killed_at_random_nothing_lost_nothing_doubled(
     env = bot_env(sb, db_url, tmp_path, port, **(webhook if mode == "webhook" else {}))
     bot = BotProcess("bot", tmp_path, env, webhook=mode == "webhook")
     sent: list[int] = []
+    left_behind: list[list[int]] = []  # updates stored but not done at each kill
     stream: asyncio.Task[None] | None = None
     try:
         for _ in range(kills):
@@ -297,6 +298,8 @@ async def test_killed_at_random_nothing_lost_nothing_doubled(
             await until(lambda: sb.updates_fetched > handed, timeout=rng.uniform(0.5, 1.5))  # noqa: B023
             await asyncio.sleep(rng.uniform(0.0, 0.25))
             await bot.kill()
+            left = [u for u, status, _ in await inbox_rows(db_url) if status == "pending"]
+            left_behind.append(left)
         assert stream is not None
         await stream
         await bot.start()
@@ -321,6 +324,7 @@ async def test_killed_at_random_nothing_lost_nothing_doubled(
     handed_again = sorted(u for u, n in sb.handed_out.items() if n > 1)
     print(
         f"\n{backend}/{mode}: {bot.starts} starts ({kills} killed), {reports} reports, "
+        f"stored but not done at each kill: {left_behind}, "
         f"updates handed out again: {handed_again}, acknowledgements sent twice: "
         f"{sorted(k for k, n in acks.items() if n > 1)}"
     )

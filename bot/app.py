@@ -27,6 +27,7 @@ from handlers import (
     help,
     invite,
     lang,
+    parked,
     points,
     problem_actions,
     problem_queries,
@@ -37,7 +38,7 @@ from handlers import (
     reports,
     start,
 )
-from jobs import albums, leaderboard, media, reminders, weekly_ranking
+from jobs import albums, inbox, leaderboard, media, reminders, weekly_ranking
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -60,10 +61,11 @@ HANDLER_MODULES = (
     claims,
     points,
     redeem,
+    parked,
     errors,
     fallback,
 )
-JOB_MODULES = (albums, media, reminders, weekly_ranking, leaderboard)
+JOB_MODULES = (albums, media, reminders, weekly_ranking, leaderboard, inbox)
 
 
 def build_application(
@@ -102,9 +104,12 @@ def build_application(
     async def post_shutdown(_app: GGApplication) -> None:
         await services.db.dispose()
 
+    # No Updater: updates come in through the durable inbox (bot/runtime.py), never straight
+    # from python-telegram-bot's polling or webhook, which acknowledge before handlers run.
     builder = (
         ApplicationBuilder()
         .token(settings.token())
+        .updater(None)
         .context_types(ContextTypes(context=Context))
         .rate_limiter(ChatRateLimiter(limits=limits))
         .defaults(Defaults(tzinfo=settings.zone))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 from bot.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger("greengrid")
+_HTTP_HINT = "set HTTP_PORT to a free port (0 picks one) or HTTP_HOST to an address of this machine"
 
 
 def _logging(verbose: bool = False) -> None:
@@ -83,18 +85,31 @@ def check_start_up(settings: Settings) -> None:
         ) from None
 
 
-def cmd_run(_args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.token()  # fail before anything starts
+    if args.webhook:
+        settings.webhook()
     check_start_up(settings)
 
-    from telegram import Update
-
     from bot.app import build_application
+    from bot.runtime import run_until_stopped
 
     app = build_application(settings)
-    log.info("greengrid starting (database %s)", settings.database_url.split("://", 1)[0])
-    app.run_polling(allowed_updates=Update.ALL_TYPES)
+    log.info(
+        "greengrid starting (%s, database %s)",
+        "webhook" if args.webhook else "long polling",
+        settings.database_url.split("://", 1)[0],
+    )
+    try:
+        asyncio.run(run_until_stopped(app, webhook=args.webhook))
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise ConfigError(
+                f"cannot listen on {settings.http_host}:{settings.http_port} ({exc.strerror}): "
+                + _HTTP_HINT
+            ) from None
+        raise
     return 0
 
 
@@ -152,7 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="greengrid", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the bot (long polling)").set_defaults(func=cmd_run)
+    run = sub.add_parser("run", help="run the bot (long polling, or --webhook)")
+    run.add_argument(
+        "--webhook",
+        action="store_true",
+        help="receive through a webhook at WEBHOOK_URL (with WEBHOOK_SECRET) instead of polling",
+    )
+    run.set_defaults(func=cmd_run)
     sub.add_parser("migrate", help="upgrade the database schema").set_defaults(func=cmd_migrate)
     imp = sub.add_parser("import-org", help="import areas from a YAML or CSV file")
     imp.add_argument("file")

@@ -30,6 +30,8 @@ class Services:
     clock: Callable[[], datetime] = field(default=utcnow)
     # Set once the outbox sender runs: tells it new rows are waiting.
     wake_outbox: Callable[[], None] = field(default=lambda: None)
+    # Set once the inbox processor runs: tells it updates were stored or put back in line.
+    wake_inbox: Callable[[], None] = field(default=lambda: None)
 
     def now(self) -> datetime:
         return self.clock()

@@ -16,6 +16,7 @@ The transcript is printed and saved to demo-out/transcript.txt, with the last Mo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -23,8 +24,9 @@ import shutil
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+import models
 from bot.harness import Harness, running_bot
 from bot.sandbox import SentMessage, tiny_png
 from bot.services import people, problems
@@ -197,7 +199,10 @@ async def play_points(h: Harness) -> None:
     """The volunteer earns: the private report is assigned (+2), an activity claim is approved
     by the village's cadre (+5); checks /points; spends at the village's shop with a code."""
     sb = h.sb
-    card = next(m for m in reversed(sb.sent(ADMIN)) if "NH-2026-0003" in m.content and m.buttons)
+    services = h.services
+    year = problems.code_year(services.now(), services.settings.zone)
+    third = f"{services.rules.problem_code_prefix}-{year}-0003"  # the private report
+    card = next(m for m in reversed(sb.sent(ADMIN)) if third in m.content and m.buttons)
     menu = await h.press(ADMIN, card, "交办")
     menu = await h.press(ADMIN, menu, "✓ 东桥镇")
     mark = sb.mark()
@@ -230,6 +235,31 @@ async def play_points(h: Harness) -> None:
     await h.say(SHOP, "/shop today")
 
 
+async def _intake_summary(h: Harness) -> str:
+    """Every update of the scene went through the inbox: how many, and how they ended."""
+    assert h.runtime is not None
+    for _ in range(50):  # the last reply goes out just before its update is marked done
+        async with h.db.begin() as session:
+            counts = dict(
+                (
+                    await session.execute(
+                        select(models.InboxUpdate.status, func.count()).group_by(
+                            models.InboxUpdate.status
+                        )
+                    )
+                ).all()
+            )
+        if not counts.get("pending"):
+            break
+        await asyncio.sleep(0.1)
+    status, health = await h.runtime.web.health()
+    return (
+        f"inbox: {sum(counts.values())} updates stored before Telegram was told, "
+        f"{counts.get('done', 0)} done, {counts.get('pending', 0)} still running, "
+        f"{counts.get('parked', 0)} parked; /healthz {status} {health['status']}"
+    )
+
+
 async def run_demo(out: Path, *, speed: float = 0.1) -> int:
     logging.getLogger("telegram").setLevel(logging.WARNING)
     logging.getLogger("greengrid").setLevel(logging.WARNING)
@@ -246,9 +276,11 @@ async def run_demo(out: Path, *, speed: float = 0.1) -> int:
         await play(h, out)
         transcript = h.sb.transcript()
         violations = h.sb.limit_violations()
+        intake = await _intake_summary(h)
         summary = (
             f"stand-in: {len(h.sb.request_log)} Bot API calls, {h.sb.count_429} answered 429, "
             + ("Telegram's limits held" if not violations else f"LIMITS BROKEN: {violations}")
+            + f"\n{intake}"
         )
     (out / "transcript.txt").write_text(transcript + "\n", encoding="utf-8")
     print(transcript)

@@ -1,11 +1,14 @@
 """The real application running against the local Telegram stand-in, in one event loop.
 
-Used by `make demo` and the end-to-end tests: the same factory as production, pointed at the
-stand-in over real HTTP, with a clock that can be moved.
+Used by `make demo` and the end-to-end tests: the same factory and the same durable intake as
+production (`bot.runtime.serving`: inbox, processor, HTTP server), pointed at the stand-in over
+real HTTP, with a clock that can be moved. Polling by default; ``webhook=True`` has the stand-in
+post each update to the bot's webhook, as Telegram does.
 """
 
 from __future__ import annotations
 
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,12 +21,13 @@ from bot.app import GGApplication, build_application
 from bot.context import SERVICES_KEY, Services
 from bot.db import Database
 from bot.limits import TelegramLimits
-from bot.runtime import polling
+from bot.runtime import Runtime, serving
 from bot.sandbox import Sandbox, SentMessage
 from bot.settings import load_settings
 from models.base import utcnow
 
 TOKEN = "123456:SANDBOX-TOKEN"
+WEBHOOK_SECRET = "sandbox-webhook-secret"
 
 
 @dataclass
@@ -45,6 +49,13 @@ class Harness:
     sb: Sandbox
     app: GGApplication
     clock: Clock
+    runtime: Runtime | None = None
+
+    @property
+    def http_url(self) -> str:
+        """The bot's own HTTP server (/healthz, /metrics, and the webhook in webhook mode)."""
+        assert self.runtime is not None
+        return self.runtime.web.url
 
     @property
     def services(self) -> Services:
@@ -121,12 +132,13 @@ async def running_bot(
     speed: float = 0.05,
     clock: Clock | None = None,
     sandbox: Sandbox | None = None,
+    webhook: bool = False,
     **settings: Any,
 ) -> AsyncIterator[Harness]:
-    """Start the stand-in (unless given) and the real application polling it.
+    """Start the stand-in (unless given) and the real application receiving from it.
 
     ``speed`` scales Telegram's rate-limit windows on both sides alike, so the limiter's logic
-    runs unchanged in a fraction of the time.
+    runs unchanged in a fraction of the time. The bot's HTTP server listens on a free port.
     """
     clock = clock or Clock()
     owned = sandbox is None
@@ -135,6 +147,13 @@ async def running_bot(
         await sb.start()
     try:
         settings.setdefault("media_dir", Path(tempfile.mkdtemp(prefix="greengrid-media-")))
+        settings.setdefault("inbox_retry_s", 0.2)  # a failed update runs again in a moment
+        if webhook:
+            port = settings.setdefault("http_port", free_port())
+            settings.setdefault("webhook_url", f"http://127.0.0.1:{port}/telegram")
+            settings.setdefault("webhook_secret", WEBHOOK_SECRET)
+        else:
+            settings.setdefault("http_port", 0)
         config = load_settings(
             bot_token=TOKEN,
             bot_api_base_url=sb.api_base_url,
@@ -144,11 +163,19 @@ async def running_bot(
             **settings,
         )
         app = build_application(config, clock=clock)
-        async with polling(app, timeout=1):
+        async with serving(app, webhook=webhook, poll_timeout=1) as runtime:
             try:
-                yield Harness(sb, app, clock)
+                yield Harness(sb, app, clock, runtime)
             finally:
                 sb.release_pollers()  # stop without waiting out the long poll
     finally:
         if owned:
             await sb.stop()
+
+
+def free_port() -> int:
+    """A TCP port free right now on the loopback (for a webhook URL known before listening)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

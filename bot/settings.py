@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -23,7 +25,23 @@ _HINTS: dict[str, str] = {
     "rules_file": "set RULES_FILE to an existing YAML or TOML rules file, or unset it",
     "media_dir": "set MEDIA_DIR to a folder the bot may write photos into",
     "rate_limit_scale": "set RATE_LIMIT_SCALE to a positive number (1 = Telegram's real limits)",
+    "webhook_url": "set WEBHOOK_URL to the public https address Telegram should post updates "
+    "to, e.g. https://bot.example.org/telegram (its path is where the bot listens)",
+    "webhook_secret": "set WEBHOOK_SECRET to 1-256 characters of A-Z, a-z, 0-9, _ and -, "
+    "e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+    "http_host": "set HTTP_HOST to the address to listen on, e.g. 127.0.0.1 or 0.0.0.0",
+    "http_port": "set HTTP_PORT to a TCP port for the webhook, /healthz and /metrics "
+    "(0 picks a free one)",
+    "inbox_workers": "set INBOX_WORKERS to how many chats' updates may run at once (1-8)",
+    "webhook_max_connections": "set WEBHOOK_MAX_CONNECTIONS to how many updates Telegram may "
+    "post at once (1-100; 1 keeps them in order)",
+    "inbox_max_attempts": "set INBOX_MAX_ATTEMPTS to how often a failing update runs before it "
+    "is parked (1-20)",
+    "inbox_retry_s": "set INBOX_RETRY_S to the pause in seconds before a failed update runs "
+    "again (doubled each time)",
 }
+
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 class ConfigError(Exception):
@@ -45,6 +63,21 @@ class Settings(BaseSettings):
     media_dir: Path = Path("data/media")
     # Multiplies Telegram's rate-limit windows; only tests and the demo change it.
     rate_limit_scale: float = Field(default=1.0, gt=0)
+    # Webhook mode (`run --webhook`): where Telegram posts, and the secret it sends along.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    # Telegram posts one update at a time by default here, so they arrive in order (an answer
+    # takes one insert); more connections trade that order for throughput.
+    webhook_max_connections: int = Field(default=1, ge=1, le=100)
+    # The bot's HTTP server: the webhook (in webhook mode), /healthz and /metrics (always).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    # The inbox: updates run at once (each from a different chat; 1 keeps one process in strict
+    # arrival order), runs before an update is parked, first pause before a run again.
+    # On PostgreSQL each worker holds a connection while its update runs (the pool has 15).
+    inbox_workers: int = Field(default=1, ge=1, le=8)
+    inbox_max_attempts: int = Field(default=3, ge=1, le=20)
+    inbox_retry_s: float = Field(default=2.0, gt=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -86,6 +119,25 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be a full https:// address")
+        return value.strip()
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not _SECRET.fullmatch(value.get_secret_value().strip()):
+            raise ValueError("only A-Z, a-z, 0-9, _ and - are allowed, 1 to 256 of them")
+        return SecretStr(value.get_secret_value().strip())
+
     @field_validator("rules_file")
     @classmethod
     def _rules_exists(cls, value: Path | None) -> Path | None:
@@ -109,6 +161,16 @@ class Settings(BaseSettings):
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
             raise ConfigError(f"BOT_TOKEN is not set: {_HINTS['bot_token']} (or run `make demo`)")
         return self.bot_token.get_secret_value().strip()
+
+
+    def webhook(self) -> tuple[str, str, str]:
+        """(public URL, path to listen on, secret) for webhook mode; ConfigError if unset."""
+        if self.webhook_url is None:
+            raise ConfigError(f"WEBHOOK_URL is not set: {_HINTS['webhook_url']}")
+        if self.webhook_secret is None:
+            raise ConfigError(f"WEBHOOK_SECRET is not set: {_HINTS['webhook_secret']}")
+        path = urlsplit(self.webhook_url).path or "/"
+        return self.webhook_url, path, self.webhook_secret.get_secret_value()
 
 
 def load_settings(**overrides: object) -> Settings:

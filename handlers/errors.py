@@ -1,4 +1,7 @@
-"""One error handler: log with context, tell the person in their language, never die."""
+"""One error handler: log with context, tell the person in their language, never die.
+
+An update from the inbox whose handlers fail runs again a few times before it is parked; the
+person is told once, when the last try failed, not at every try."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application
 
 from bot.context import Context
+from bot.receiving.processor import current_attempt
 
 log = logging.getLogger("greengrid.errors")
 
@@ -22,8 +26,11 @@ async def on_error(update: object, context: Context) -> None:
             f"update {update.update_id} chat {chat.id if chat else '-'} "
             f"user {user.id if user else '-'}"
         )
+    attempt = current_attempt()
+    if attempt is not None:
+        where += f", try {attempt.number}"
     log.error("handler failed (%s)", where, exc_info=context.error)
-    if not isinstance(update, Update):
+    if not isinstance(update, Update) or (attempt is not None and not attempt.final):
         return
     try:
         if update.callback_query is not None:

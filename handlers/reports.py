@@ -43,8 +43,14 @@ def _part(message: Message, photo: PhotoIn) -> Part:
     )
 
 
-async def create_group_report(context: Context, chat_id: int, parts: list[Part]) -> None:
-    """Make one problem of ``parts`` (one message or one album) and answer in the thread."""
+async def create_group_report(
+    context: Context, chat_id: int, parts: list[Part], *, take: bool = False, again: bool = False
+) -> None:
+    """Make one problem of ``parts`` (one message or one album) and answer in the thread.
+
+    ``take``: mark the parts taken in the same transaction, and stop if another worker took
+    them first. ``again``: this message's update runs a second time (the first run was cut
+    short), so the answer may not have gone out: send the card even if the problem exists."""
     services = context.services
     first = parts[0]
     caption = next((p.caption for p in parts if p.caption), "") or ""
@@ -53,6 +59,8 @@ async def create_group_report(context: Context, chat_id: int, parts: list[Part])
     source_key = f"g:{first.media_group_id}" if first.media_group_id else f"m:{first.message_id}"
     now = services.now()
     async with services.db.begin() as session:
+        if take and not await intake.mark_taken(session, chat_id, [p.message_id for p in parts]):
+            return
         reporter = next(
             (p.sender_telegram_id for p in parts if p.caption), first.sender_telegram_id
         )
@@ -76,7 +84,7 @@ async def create_group_report(context: Context, chat_id: int, parts: list[Part])
         card = await problems.problem_card(session, result.problem.code, now)
     assert card is not None
     media.soon(context)
-    if not result.created:
+    if not result.created and not again:
         if result.added_photos:  # a late album part: it joined the problem; say so under it
             text = context._("report.photos_added", n=result.added_photos, code=result.problem.code)
             reply_to = max(p.message_id for p in parts)
@@ -114,15 +122,16 @@ async def group_photo(update: Update, context: Context) -> None:
         return
     now = context.services.now()
     async with context.services.db.begin() as session:
-        if not await intake.record_part(session, _part(message, photo), now):
-            return  # the same message delivered twice
+        # False when this update runs again after a run cut short (the inbox never hands out a
+        # finished one twice): the report is then made, or answered, as the first run would.
+        first_run = await intake.record_part(session, _part(message, photo), now)
         parts = (
             await intake.take_message(session, message.chat.id, message.message_id)
             if tagged and message.media_group_id is None
             else []
         )
     if parts:
-        await create_group_report(context, message.chat.id, parts)
+        await create_group_report(context, message.chat.id, parts, again=not first_run)
     elif message.media_group_id is not None:
         albums.schedule(context, message.chat.id, message.media_group_id)
 

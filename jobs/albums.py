@@ -24,9 +24,13 @@ async def finish_albums(context: Context) -> None:
         quiet = await intake.quiet_albums(session, services.now())
     for chat_id, group in quiet:
         async with services.db.begin() as session:
-            parts = await intake.take_album(session, chat_id, group)
-        if parts and any(intake.has_report_tag(p.caption) for p in parts):
-            await create_group_report(context, chat_id, parts)
+            parts = await intake.album_parts(session, chat_id, group)
+            if parts and not any(intake.has_report_tag(p.caption) for p in parts):
+                await intake.mark_taken(session, chat_id, [p.message_id for p in parts])
+                continue  # an album without the tag is no report
+        if parts:
+            # Taken in the same transaction that makes the problem: nothing lost in between.
+            await create_group_report(context, chat_id, parts, take=True)
 
 
 def schedule(context: Context, chat_id: int, media_group_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from models.base import Base
 from models.drafts import Draft
+from models.inbox import InboxUpdate
 from models.org import Area, Chat, Invite, InviteUse, Person, RoleGrant
 from models.outbox import OutboxMessage
 from models.points import (
@@ -21,6 +22,7 @@ __all__ = [
     "Chat",
     "CheckoutAttempt",
     "Draft",
+    "InboxUpdate",
     "IntakePart",
     "Invite",
     "InviteUse",

@@ -8,12 +8,14 @@ with Telegram's status and description to refuse.
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.sandbox.errors import NOT_MODIFIED, ApiError, bad
 from bot.sandbox.formatting import plain_text
+from bot.sandbox.webhook import webhook_url_refusal
 from bot.sandbox.world import (
     ADMIN_RIGHTS,
     JSON,
@@ -45,6 +47,8 @@ CHAT_ACTIONS = frozenset(
         "upload_video_note",
     }
 )
+
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 Uploads = dict[str, Upload]
 Result = tuple[Any, int]
@@ -252,30 +256,45 @@ async def get_updates(sb: Sandbox, params: JSON, _u: Uploads) -> Result:
 
 @method("setWebhook")
 async def set_webhook(sb: Sandbox, params: JSON, _u: Uploads) -> Result:
-    url = str(params["url"])
-    if url and not url.startswith("https://"):
-        raise bad("bad webhook: An HTTPS URL must be provided for webhook")
-    sb.webhook = {"url": url, "secret_token": params.get("secret_token")}
+    url = str(params["url"]).strip()
+    if url and (refusal := webhook_url_refusal(url)) is not None:
+        raise bad(refusal)
+    secret = params.get("secret_token")
+    if secret is not None:
+        secret = str(secret)
+        if not _SECRET_TOKEN.fullmatch(secret):
+            raise bad("bad webhook: secret token contains unallowed characters")
+    if isinstance(params.get("allowed_updates"), list):
+        sb.allowed_updates = [str(kind) for kind in params["allowed_updates"]]
     if params.get("drop_pending_updates"):
-        sb.take_updates(10**12, 1)
+        sb.take_updates(10**12, 1)  # an offset past everything confirms all
+    await sb.set_webhook(url, secret)
+    if url:
+        sb.webhook["max_connections"] = int(params.get("max_connections") or 40)
     return True, 0
 
 
 @method("deleteWebhook")
 async def delete_webhook(sb: Sandbox, params: JSON, _u: Uploads) -> Result:
-    sb.webhook = {}
+    await sb.set_webhook("", None)
     if params.get("drop_pending_updates"):
-        sb.take_updates(10**12, 1)  # an offset past everything confirms all
+        sb.take_updates(10**12, 1)
     return True, 0
 
 
 @method("getWebhookInfo")
 async def get_webhook_info(sb: Sandbox, _p: JSON, _u: Uploads) -> Result:
-    return {
+    info: JSON = {
         "url": sb.webhook.get("url", ""),
         "has_custom_certificate": False,
         "pending_update_count": sb.pending_updates,
-    }, 0
+    }
+    for key in ("last_error_date", "last_error_message", "max_connections"):
+        if key in sb.webhook:
+            info[key] = sb.webhook[key]
+    if sb.webhook and sb.allowed_updates:
+        info["allowed_updates"] = sb.allowed_updates
+    return info, 0
 
 
 @method("logOut")

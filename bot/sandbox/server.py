@@ -29,6 +29,7 @@ from bot.sandbox.driver import Driver
 from bot.sandbox.errors import ApiError, bad
 from bot.sandbox.faults import ALL_KINDS, Fault, FaultKind, FaultPlan
 from bot.sandbox.ratecheck import LoggedRequest
+from bot.sandbox.webhook import WebhookDelivery
 from bot.sandbox.world import JSON, SimUser, Upload
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Sandbox(Driver):
         tolerance_s: float = 0.02,
         timeout_fault_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        webhook_retry_s: float = 0.05,
     ) -> None:
         super().__init__(
             SimUser(bot_id, bot_name, bot_username, None),
@@ -114,6 +116,8 @@ class Sandbox(Driver):
         self.request_log: list[LoggedRequest] = []
         self.count_429 = 0
         self.faults = FaultPlan()
+        self.webhook_retry_s = webhook_retry_s
+        self._delivery: WebhookDelivery | None = None
         self._runner: web.AppRunner | None = None
         self.host = "127.0.0.1"
         self.port = 0
@@ -144,6 +148,7 @@ class Sandbox(Driver):
         """Stop serving; waiting long polls and stalled answers end at once."""
         self._closing = True
         self._notify()
+        await self._stop_delivery()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -167,6 +172,24 @@ class Sandbox(Driver):
     @property
     def file_base_url(self) -> str:
         return f"{self.root_url}/file/bot"
+
+    # ---------------------------------------------------------------- webhook
+
+    async def set_webhook(self, url: str, secret: str | None) -> None:
+        """Deliver every update to ``url`` from now on (an empty ``url`` stops delivering)."""
+        running = self._delivery
+        if url and running is not None and (running.url, running.secret) == (url, secret):
+            return  # set again as it was (every bot process does so at start): keep delivering
+        await self._stop_delivery()
+        self.webhook = {"url": url, "secret_token": secret} if url else {}
+        if url:
+            self._delivery = WebhookDelivery(self, url, secret, retry_s=self.webhook_retry_s)
+            self._delivery.start()
+
+    async def _stop_delivery(self) -> None:
+        if self._delivery is not None:
+            await self._delivery.stop()
+            self._delivery = None
 
     # ---------------------------------------------------------------- faults
 

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import itertools
 import json
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 
 from bot.sandbox.errors import ApiError
+from bot.sandbox.webhook import Delivery
 from bot.sandbox.world import (
     JSON,
     CallbackAnswer,
@@ -57,12 +59,16 @@ class World:
         self._update_ids = itertools.count(1)
         self.last_offset_confirmed = 0
         self.updates_fetched = 0  # highest update_id handed to the bot at least once
+        # How often each update was handed out (getUpdates or a webhook POST): more than once
+        # means the bot did not acknowledge it the first time.
+        self.handed_out: collections.Counter[int] = collections.Counter()
         self.callback_answers: list[CallbackAnswer] = []
         self.callback_timeout_s = 15.0  # Telegram gives up on an unanswered query about then
         self._queries: dict[str, PendingQuery] = {}
         self._commands: dict[tuple[str, str], list[JSON]] = {}
         self.menu_buttons: dict[int | None, JSON] = {}
         self.webhook: JSON = {}
+        self.webhook_deliveries: list[Delivery] = []  # every POST to the bot's webhook
         self.allowed_updates: list[str] = []  # empty: all but the opt-in kinds
         self.events: list[Event] = []
         self._seq = 0
@@ -199,7 +205,28 @@ class World:
     def pending_updates(self) -> int:
         return len(self._updates)
 
+    def next_update(self) -> JSON | None:
+        """The oldest update not yet confirmed (what a webhook delivers next)."""
+        return self._updates[0] if self._updates else None
+
+    def confirm_update(self, update_id: int) -> None:
+        """The bot's webhook answered 2xx: the update is delivered and dropped."""
+        self._updates = [u for u in self._updates if u["update_id"] != update_id]
+        self.updates_fetched = max(self.updates_fetched, update_id)
+        self._notify()
+
+    def note_delivery(self, delivery: Delivery) -> None:
+        self.webhook_deliveries.append(delivery)
+        self.handed_out[delivery.update_id] += 1
+        self._notify()
+
+    def note_webhook_error(self, message: str) -> None:
+        if self.webhook:
+            self.webhook["last_error_date"] = int(time.time())
+            self.webhook["last_error_message"] = message
+
     def note_fetched(self, updates: list[JSON]) -> None:
+        self.handed_out.update(u["update_id"] for u in updates)
         if updates:
             self.updates_fetched = max(self.updates_fetched, updates[-1]["update_id"])
             self._notify()

@@ -42,6 +42,7 @@ class SendStats:
 
     sent: int = 0
     waited_s: float = 0.0
+    seen_429: int = 0  # every 429 answer, the last one of a call given up included
     retries_429: int = 0
     retries_network: int = 0
     gave_up: int = 0
@@ -246,6 +247,7 @@ class ChatRateLimiter(BaseRateLimiter[None]):
                         # chat (held behind the chat's lock) a full window after it.
                         chat.window.restamp(self._clock(), cost)
             except RetryAfter as exc:
+                self.stats.seen_429 += 1
                 if retries_429 >= self.max_retries:
                     self.stats.gave_up += 1
                     log.error("%s: still 429 after %d retries; giving up", endpoint, retries_429)

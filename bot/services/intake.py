@@ -85,26 +85,35 @@ def _to_part(row: IntakePart) -> Part:
     )
 
 
-async def take_album(session: AsyncSession, chat_id: int, media_group_id: str) -> list[Part]:
-    """The album's parts in message order, marked taken; empty if another worker took it."""
+async def album_parts(session: AsyncSession, chat_id: int, media_group_id: str) -> list[Part]:
+    """The album's parts in message order; empty once the album was taken (see `mark_taken`)."""
+    rows = list(
+        await session.scalars(
+            select(IntakePart)
+            .where(IntakePart.chat_id == chat_id, IntakePart.media_group_id == media_group_id)
+            .order_by(IntakePart.message_id)
+        )
+    )
+    if all(row.done for row in rows):
+        return []
+    return [_to_part(r) for r in rows]
+
+
+async def mark_taken(session: AsyncSession, chat_id: int, message_ids: list[int]) -> int:
+    """Mark the parts taken, in the transaction that makes them a problem (so a process killed
+    in between leaves them to be taken again); how many were not taken before, 0 meaning another
+    worker took them first (on PostgreSQL the second waits for the first to commit)."""
     taken = await session.execute(
         update(IntakePart)
         .where(
             IntakePart.chat_id == chat_id,
-            IntakePart.media_group_id == media_group_id,
+            IntakePart.message_id.in_(message_ids),
             IntakePart.done.is_(False),
         )
         .values(done=True)
         .execution_options(synchronize_session=False)
     )
-    if taken.rowcount == 0:  # type: ignore[attr-defined]
-        return []
-    rows = await session.scalars(
-        select(IntakePart)
-        .where(IntakePart.chat_id == chat_id, IntakePart.media_group_id == media_group_id)
-        .order_by(IntakePart.message_id)
-    )
-    return [_to_part(r) for r in rows]
+    return int(taken.rowcount)  # type: ignore[attr-defined]
 
 
 async def take_message(session: AsyncSession, chat_id: int, message_id: int) -> list[Part]:

@@ -75,6 +75,7 @@ ROLE_COMMANDS: dict[Role, tuple[str, ...]] = {
         "adjust",
         "ledger",
         "leaderboard",
+        "parked",
     ),
     Role.cadre: ("invite", "rank", "claims", "leaderboard"),
     Role.leader: ("issues", "rank", "export"),

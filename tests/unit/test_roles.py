@@ -45,7 +45,7 @@ def test_commands_per_role() -> None:
     assert commands_for([V]) == [*member, "rank", "claim", "points", "redeem"]
     admin = [
         *("issues", "remind", "invite", "bindgroup", "rank", "export"),
-        *("adjust", "ledger", "leaderboard"),
+        *("adjust", "ledger", "leaderboard", "parked"),
     ]
     assert commands_for([A]) == [*member, *admin]
     assert commands_for([V, C]) == [

@@ -23,6 +23,7 @@ _HINTS: dict[str, str] = {
     "rules_file": "set RULES_FILE to an existing YAML or TOML rules file, or unset it",
     "media_dir": "set MEDIA_DIR to a folder the bot may write photos into",
     "rate_limit_scale": "set RATE_LIMIT_SCALE to a positive number (1 = Telegram's real limits)",
+    "outbox_lease_seconds": "set OUTBOX_LEASE_SECONDS to a number of seconds, at least 1",
 }
 
 
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     media_dir: Path = Path("data/media")
     # Multiplies Telegram's rate-limit windows; only tests and the demo change it.
     rate_limit_scale: float = Field(default=1.0, gt=0)
+    # How long a claimed outbox row stays with a sender that stopped renewing its claim (was
+    # killed): after this another process, or the restarted one, sends it.
+    outbox_lease_seconds: float = Field(default=30.0, ge=1)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -1,28 +1,41 @@
 """Drains the outbox through the rate limiter: one long-running task per process.
 
-Several processes may run one each on a shared database; claims keep them apart. Delivery is
-at least once: a process killed between Telegram's answer and the row being marked sent leaves
-that row (at most the messages in flight) to be sent again when its lease runs out.
+Several processes may run one each on a shared database; claims keep them apart, and a lease
+renewed while the process lives hands a dead process's rows to the others.
+
+Delivery is at least once. Telegram cannot be asked whether a message arrived, so a process
+killed between Telegram's answer and the row being marked sent leaves that row to be sent again.
+The window is kept small: at most ``max_in_flight`` rows are claimed at a time, and each row is
+marked in its own short transaction the moment its answer comes. A row is only ever sent twice
+if it was claimed and not yet marked when the process died.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, TelegramError
 
 from bot.context import Services
 from bot.services import outbox
 from bot.services.outbox import OutboxItem
+from models.base import utcnow
 
 log = logging.getLogger(__name__)
+
+# Called when Telegram says a chat can never be written to again (blocked, kicked, gone).
+ChatGone = Callable[[int, str], Awaitable[None]]
+MARK_TRIES = 5  # a lost "sent" mark means a duplicate later: worth a few quick retries
 
 
 def _markup(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
@@ -41,20 +54,31 @@ class OutboxSender:
         services: Services,
         *,
         worker: str | None = None,
-        batch: int = 200,
-        lease: timedelta = timedelta(minutes=2),
+        max_in_flight: int = 40,
+        lease: timedelta = timedelta(seconds=30),
         idle_s: float = 1.0,
+        grace_s: float = 10.0,
+        on_chat_gone: ChatGone | None = None,
     ) -> None:
         self.bot = bot
         self.services = services
-        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.batch = batch
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # 30 messages a second is Telegram's overall limit: a little more keeps every slot busy.
+        self.max_in_flight = max_in_flight
         self.lease = lease
         self.idle_s = idle_s
+        self.grace_s = grace_s
+        self.on_chat_gone = on_chat_gone
         self.sent = 0
         self.gave_up = 0
+        self.retried = 0
+        self.passes = 0  # claim passes made: a test can wait for the sender to have looked
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # -- life cycle ----------------------------------------------------------------------------
 
     def wake(self) -> None:
         """New rows were written: look now rather than at the next idle tick."""
@@ -62,35 +86,92 @@ class OutboxSender:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="outbox")
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(), name="outbox")
+            self._heartbeat = loop.create_task(self._renew_leases(), name="outbox-leases")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop claiming, let what is in flight finish (up to ``grace_s``), hand the rest back."""
+        for task in (self._task, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._heartbeat = None
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight.values()), timeout=self.grace_s)
+        left = list(self._in_flight)
+        tasks = list(self._in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            async with self.services.db.begin() as session:
+                await outbox.release(session, self.worker, left)
+
+    @property
+    def in_flight(self) -> list[int]:
+        """The rows this sender has claimed and not yet marked."""
+        return list(self._in_flight)
+
+    # -- the loop ------------------------------------------------------------------------------
 
     def _quiet_now(self) -> bool:
         rules = self.services.rules.schedules
         local = self.services.local(self.services.now()).time()
         return outbox.is_quiet(local, rules.quiet_start, rules.quiet_end)
 
-    async def run_once(self) -> int:
-        """Claim and send one batch; how many rows were handled."""
-        now = self.services.now()
+    async def fill(self) -> int:
+        """Claim due rows up to the in-flight bound and start sending them; how many."""
+        self.passes += 1
+        free = self.max_in_flight - len(self._in_flight)
+        if free <= 0:
+            return 0
         async with self.services.db.begin() as session:
             items = await outbox.claim(
                 session,
                 self.worker,
-                now=now,
+                now=self.services.now(),
+                wall=utcnow(),
                 lease=self.lease,
-                limit=self.batch,
+                limit=free,
                 quiet_now=self._quiet_now(),
             )
-        if items:
-            await asyncio.gather(*(self._deliver(item) for item in items))
+        loop = asyncio.get_running_loop()
+        for item in items:
+            task = loop.create_task(self._deliver(item), name=f"outbox-{item.id}")
+            self._in_flight[item.id] = task
+            task.add_done_callback(functools.partial(self._done, item.id))
         return len(items)
+
+    def _done(self, item_id: int, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(item_id, None)
+        self._wake.set()  # a slot is free
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.fill()
+            except Exception:  # a database hiccup must not end the sender
+                log.exception("outbox: claiming failed; trying again shortly")
+            # Woken by new rows or a free slot; otherwise look again after idle_s (rows whose
+            # retry time or the end of quiet hours came, rows another process wrote).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.idle_s)
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                async with self.services.db.begin() as session:
+                    await outbox.renew(
+                        session, self.worker, self.in_flight, wall=utcnow(), lease=self.lease
+                    )
+            except Exception:
+                log.exception("outbox: renewing leases failed")
+
+    # -- one row -------------------------------------------------------------------------------
 
     async def _send(self, item: OutboxItem) -> Message:
         payload = item.payload
@@ -111,42 +192,66 @@ class OutboxSender:
 
     async def _deliver(self, item: OutboxItem) -> None:
         try:
-            message = await self._send(item)
-        except (Forbidden, BadRequest) as exc:  # blocked, chat gone, never deliverable
-            await self._failed(item, str(exc), retry=False)
-        except TelegramError as exc:  # the limiter already retried: try again later
-            await self._failed(item, str(exc), retry=True)
-        else:
-            async with self.services.db.begin() as session:
-                await outbox.mark_sent(
-                    session,
-                    item.id,
-                    self.worker,
-                    now=self.services.now(),
-                    message_id=message.message_id,
-                )
-            self.sent += 1
+            await self._deliver_once(item)
+        except Exception:  # the row's lease runs out and it is tried again
+            log.exception("outbox %s: delivery failed unexpectedly", item.key)
 
-    async def _failed(self, item: OutboxItem, error: str, *, retry: bool) -> None:
+    async def _deliver_once(self, item: OutboxItem) -> None:
+        if item.respects_quiet_hours and self._quiet_now():  # quiet hours began since the claim
+            async with self.services.db.begin() as session:
+                await outbox.release(session, self.worker, [item.id])
+            return
+        try:
+            message = await self._send(item)
+        except Forbidden as exc:  # blocked by the user, kicked from the group
+            await self._failed(item, str(exc), retry=False, gone=True)
+        except ChatMigrated as exc:
+            # The group became a supergroup; the next day's rows go to the new id once the
+            # group is bound again. Retrying the old id can never work.
+            await self._failed(item, f"{exc} (new id {exc.new_chat_id})", retry=False)
+        except BadRequest as exc:  # chat not found, text refused: never deliverable as it is
+            gone = "chat not found" in str(exc).lower()
+            await self._failed(item, str(exc), retry=False, gone=gone)
+        except TelegramError as exc:  # the limiter already retried 429s and the network
+            await self._failed(item, str(exc), retry=True)
+        except (KeyError, TypeError, ValueError) as exc:  # a malformed row: counted, then given up
+            await self._failed(item, f"{exc.__class__.__name__}: {exc}", retry=True)
+        else:
+            await self._mark_sent(item, message.message_id)
+
+    async def _mark_sent(self, item: OutboxItem, message_id: int) -> None:
+        for attempt in range(1, MARK_TRIES + 1):
+            try:
+                async with self.services.db.begin() as session:
+                    mine = await outbox.mark_sent(
+                        session, item, self.worker, now=self.services.now(), message_id=message_id
+                    )
+            except Exception:
+                if attempt == MARK_TRIES:
+                    log.exception("outbox %s sent but not marked: it will be sent again", item.key)
+                    return
+                await asyncio.sleep(0.2 * attempt)
+                continue
+            self.sent += 1
+            if not mine:
+                log.warning("outbox %s: sent after its lease ran out", item.key)
+            return
+
+    async def _failed(
+        self, item: OutboxItem, error: str, *, retry: bool, gone: bool = False
+    ) -> None:
         async with self.services.db.begin() as session:
             status = await outbox.mark_failed(
-                session, item.id, self.worker, now=self.services.now(), error=error, retry=retry
+                session, item, self.worker, now=self.services.now(), error=error, retry=retry
             )
         if status == outbox.GAVE_UP:
             self.gave_up += 1
             log.warning("outbox %s to %s given up: %s", item.key, item.chat_id, error)
-        else:
+            if gone and self.on_chat_gone is not None:
+                try:
+                    await self.on_chat_gone(item.chat_id, error)
+                except Exception:
+                    log.exception("outbox: noting chat %s gone failed", item.chat_id)
+        elif status == outbox.PENDING:
+            self.retried += 1
             log.info("outbox %s to %s will be retried: %s", item.key, item.chat_id, error)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                handled = await self.run_once()
-            except Exception:  # a database hiccup must not end the sender
-                log.exception("outbox sender failed; trying again shortly")
-                handled = 0
-            if handled:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.idle_s)

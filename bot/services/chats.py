@@ -67,3 +67,15 @@ async def binding_of(session: AsyncSession, telegram_chat_id: int) -> Binding | 
     if row is None:
         return None
     return Binding(telegram_chat_id, row[0], row[1], AreaKind(row[2]))
+
+
+async def unbind(session: AsyncSession, telegram_chat_id: int) -> bool:
+    """The bot is no longer in the group: forget its binding, so that nothing is written for
+    it any more (it is bound again with /bindgroup once the bot is back). True if it was bound."""
+    chat = (
+        await session.scalars(select(Chat).where(Chat.telegram_chat_id == telegram_chat_id))
+    ).first()
+    if chat is None or chat.area_id is None:
+        return False
+    chat.area_id, chat.bound_by_id, chat.bound_at = None, None, None
+    return True

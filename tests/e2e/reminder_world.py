@@ -31,7 +31,9 @@ def local(
 
 async def area_id(h: Harness, code: str) -> int:
     async with h.db.begin() as session:
-        found = await session.scalar(select(models.Area.id).where(models.Area.code == code))
+        found: int | None = await session.scalar(
+            select(models.Area.id).where(models.Area.code == code)
+        )
     assert found is not None, code
     return found
 

@@ -37,7 +37,7 @@ async def _claim(
 
 async def _row(db: Database, item_id: int) -> OutboxMessage:
     async with db.begin() as session:
-        row = await session.get(OutboxMessage, item_id)
+        row: OutboxMessage | None = await session.get(OutboxMessage, item_id)
         assert row is not None
         return row
 

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # Called when Telegram says a chat can never be written to again (blocked, kicked, gone).
 ChatGone = Callable[[int, str], Awaitable[None]]
+# 30 messages a second is Telegram's overall limit: a few more in flight keep every slot busy,
+# and a bound here bounds what a killed process can leave half-done.
+MAX_IN_FLIGHT = 40
 MARK_TRIES = 5  # a lost "sent" mark means a duplicate later: worth a few quick retries
 
 
@@ -54,7 +57,7 @@ class OutboxSender:
         services: Services,
         *,
         worker: str | None = None,
-        max_in_flight: int = 40,
+        max_in_flight: int = MAX_IN_FLIGHT,
         lease: timedelta = timedelta(seconds=30),
         idle_s: float = 1.0,
         grace_s: float = 10.0,
@@ -63,7 +66,6 @@ class OutboxSender:
         self.bot = bot
         self.services = services
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        # 30 messages a second is Telegram's overall limit: a little more keeps every slot busy.
         self.max_in_flight = max_in_flight
         self.lease = lease
         self.idle_s = idle_s

@@ -6,13 +6,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
 import models
+from bot.db import Database
 from bot.harness import Harness
+from bot.sandbox import Sandbox
 from bot.services import chats, outbox, people, problems
 from bot.services.problem_machine import Action, Status
 from bot.services.problems import PhotoIn, ReportIn
@@ -22,6 +26,17 @@ from tests.e2e.conftest import ADMIN
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
+class World(Protocol):
+    """What the helpers need: a Harness, or a stand-in and a database without the bot."""
+
+    @property
+    def sb(self) -> Sandbox: ...
+    @property
+    def db(self) -> Database: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+
 def local(
     year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
 ) -> datetime:
@@ -29,7 +44,7 @@ def local(
     return datetime(year, month, day, hour, minute, second, tzinfo=SHANGHAI).astimezone(UTC)
 
 
-async def area_id(h: Harness, code: str) -> int:
+async def area_id(h: World, code: str) -> int:
     async with h.db.begin() as session:
         found: int | None = await session.scalar(
             select(models.Area.id).where(models.Area.code == code)
@@ -38,7 +53,7 @@ async def area_id(h: Harness, code: str) -> int:
     return found
 
 
-async def person(h: Harness, telegram_id: int, name: str, role: Role, area: str) -> int:
+async def person(h: World, telegram_id: int, name: str, role: Role, area: str) -> int:
     """A person with ``role`` in ``area`` who has opened the bot; their person id."""
     if telegram_id not in h.sb.users:
         h.sb.add_user(telegram_id, name)
@@ -50,11 +65,11 @@ async def person(h: Harness, telegram_id: int, name: str, role: Role, area: str)
         return row.id
 
 
-async def admin(h: Harness) -> int:
+async def admin(h: World) -> int:
     return await person(h, ADMIN, "王主任", Role.admin, "NH")
 
 
-async def bind(h: Harness, chat_id: int, area: str) -> None:
+async def bind(h: World, chat_id: int, area: str) -> None:
     by = await admin(h)
     where = await area_id(h, area)
     async with h.db.begin() as session:
@@ -62,7 +77,7 @@ async def bind(h: Harness, chat_id: int, area: str) -> None:
 
 
 async def problem(
-    h: Harness,
+    h: World,
     deadline: datetime,
     *,
     subject: str = "NH-DQ",
@@ -108,19 +123,19 @@ async def problem(
     return code
 
 
-async def rows(h: Harness) -> list[models.OutboxMessage]:
+async def rows(h: World) -> list[models.OutboxMessage]:
     async with h.db.begin() as session:
         return list(
             await session.scalars(select(models.OutboxMessage).order_by(models.OutboxMessage.id))
         )
 
 
-async def row_count(h: Harness) -> int:
+async def row_count(h: World) -> int:
     async with h.db.begin() as session:
         return await session.scalar(select(func.count()).select_from(models.OutboxMessage)) or 0
 
 
-async def drained(h: Harness, timeout: float = 15.0) -> None:
+async def drained(h: World, timeout: float = 15.0) -> None:
     """Until no row is pending (every row sent or given up)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -105,6 +105,7 @@ def build_application(
             app.bot,
             services,
             lease=timedelta(seconds=settings.outbox_lease_seconds),
+            warmup_s=limits.overall.window_s,
             on_chat_gone=lambda chat_id, why: _chat_gone(services, chat_id, why),
         )
         services.wake_outbox = sender.wake

@@ -5,9 +5,10 @@ renewed while the process lives hands a dead process's rows to the others.
 
 Delivery is at least once. Telegram cannot be asked whether a message arrived, so a process
 killed between Telegram's answer and the row being marked sent leaves that row to be sent again.
-The window is kept small: at most ``max_in_flight`` rows are claimed at a time, and each row is
-marked in its own short transaction the moment its answer comes. A row is only ever sent twice
-if it was claimed and not yet marked when the process died.
+The window is kept small: at most ``max_in_flight`` rows are claimed at a time, and answered rows
+are marked at once by one marker, each batch of answers that came in meanwhile in one short
+transaction (many writers taking turns on SQLite would wait on each other's locks far longer).
+A row is only ever sent twice if it was claimed and not yet marked when the process died.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class OutboxSender:
         lease: timedelta = timedelta(seconds=30),
         idle_s: float = 1.0,
         grace_s: float = 10.0,
+        warmup_s: float = 0.0,
         on_chat_gone: ChatGone | None = None,
     ) -> None:
         self.bot = bot
@@ -70,15 +72,20 @@ class OutboxSender:
         self.lease = lease
         self.idle_s = idle_s
         self.grace_s = grace_s
+        # A process that just started cannot know what another (or its killed predecessor) sent
+        # in the last second: waiting one overall window first keeps Telegram's limit anyway.
+        self.warmup_s = warmup_s
         self.on_chat_gone = on_chat_gone
         self.sent = 0
         self.gave_up = 0
         self.retried = 0
         self.passes = 0  # claim passes made: a test can wait for the sender to have looked
+        self.peak_in_flight = 0
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._answered: list[tuple[OutboxItem, int, asyncio.Future[None]]] = []
+        self._answer = asyncio.Event()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -87,19 +94,23 @@ class OutboxSender:
         self._wake.set()
 
     def start(self) -> None:
-        if self._task is None:
+        if not self._tasks:
             loop = asyncio.get_running_loop()
-            self._task = loop.create_task(self._run(), name="outbox")
-            self._heartbeat = loop.create_task(self._renew_leases(), name="outbox-leases")
+            self._tasks = [
+                loop.create_task(self._run(), name="outbox"),
+                loop.create_task(self._renew_leases(), name="outbox-leases"),
+                loop.create_task(self._mark_answered(), name="outbox-marks"),
+            ]
 
     async def stop(self) -> None:
         """Stop claiming, let what is in flight finish (up to ``grace_s``), hand the rest back."""
-        for task in (self._task, self._heartbeat):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._heartbeat = None
+        if not self._tasks:
+            return
+        run, heartbeat, marker = self._tasks
+        for task in (run, heartbeat):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._in_flight:
             await asyncio.wait(list(self._in_flight.values()), timeout=self.grace_s)
         left = list(self._in_flight)
@@ -107,6 +118,10 @@ class OutboxSender:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        marker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await marker
+        self._tasks = []
         with contextlib.suppress(Exception):
             async with self.services.db.begin() as session:
                 await outbox.release(session, self.worker, left)
@@ -144,6 +159,7 @@ class OutboxSender:
             task = loop.create_task(self._deliver(item), name=f"outbox-{item.id}")
             self._in_flight[item.id] = task
             task.add_done_callback(functools.partial(self._done, item.id))
+        self.peak_in_flight = max(self.peak_in_flight, len(self._in_flight))
         return len(items)
 
     def _done(self, item_id: int, _task: asyncio.Task[None]) -> None:
@@ -151,6 +167,8 @@ class OutboxSender:
         self._wake.set()  # a slot is free
 
     async def _run(self) -> None:
+        if self.warmup_s:
+            await asyncio.sleep(self.warmup_s)
         while True:
             self._wake.clear()
             try:
@@ -172,6 +190,37 @@ class OutboxSender:
                     )
             except Exception:
                 log.exception("outbox: renewing leases failed")
+
+    async def _mark_answered(self) -> None:
+        """Mark every answered row sent, as soon as possible, in as few transactions."""
+        while True:
+            await self._answer.wait()
+            self._answer.clear()
+            batch, self._answered = self._answered, []
+            for attempt in range(1, MARK_TRIES + 1):
+                try:
+                    async with self.services.db.begin() as session:
+                        now = self.services.now()
+                        mine = [
+                            await outbox.mark_sent(
+                                session, item, self.worker, now=now, message_id=message_id
+                            )
+                            for item, message_id, _ in batch
+                        ]
+                except Exception:
+                    if attempt < MARK_TRIES:
+                        await asyncio.sleep(0.2 * attempt)
+                        continue
+                    log.exception(
+                        "outbox: %d rows sent but not marked: sent again later", len(batch)
+                    )
+                    mine = [True] * len(batch)
+                for (item, _, done), held in zip(batch, mine, strict=True):
+                    if not held:
+                        log.warning("outbox %s: sent after its lease ran out", item.key)
+                    done.set_result(None)
+                self.sent += len(batch)
+                break
 
     # -- one row -------------------------------------------------------------------------------
 
@@ -219,25 +268,10 @@ class OutboxSender:
         except (KeyError, TypeError, ValueError) as exc:  # a malformed row: counted, then given up
             await self._failed(item, f"{exc.__class__.__name__}: {exc}", retry=True)
         else:
-            await self._mark_sent(item, message.message_id)
-
-    async def _mark_sent(self, item: OutboxItem, message_id: int) -> None:
-        for attempt in range(1, MARK_TRIES + 1):
-            try:
-                async with self.services.db.begin() as session:
-                    mine = await outbox.mark_sent(
-                        session, item, self.worker, now=self.services.now(), message_id=message_id
-                    )
-            except Exception:
-                if attempt == MARK_TRIES:
-                    log.exception("outbox %s sent but not marked: it will be sent again", item.key)
-                    return
-                await asyncio.sleep(0.2 * attempt)
-                continue
-            self.sent += 1
-            if not mine:
-                log.warning("outbox %s: sent after its lease ran out", item.key)
-            return
+            done = asyncio.get_running_loop().create_future()
+            self._answered.append((item, message.message_id, done))
+            self._answer.set()
+            await done  # the row stays in flight (its lease renewed) until it is marked
 
     async def _failed(
         self, item: OutboxItem, error: str, *, retry: bool, gone: bool = False

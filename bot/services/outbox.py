@@ -95,9 +95,10 @@ async def claim(
 ) -> list[OutboxItem]:
     """Take up to ``limit`` due rows, oldest first, for ``worker`` until ``wall + lease``.
 
-    Two senders never get the same row: on PostgreSQL the candidates are locked and rows another
-    claim holds are skipped; SQLite runs one writer at a time. Either way the update checks the
-    claim conditions again on each row, so a row taken in between is left out.
+    Two senders never get the same row. PostgreSQL locks the chosen rows, skipping those another
+    claim holds, then takes them (in one statement with the selection as a subquery it may run
+    the subquery again and take more than ``limit``). SQLite takes them in one statement under
+    its single writer's lock. Either way the update checks the claim conditions again.
     """
     due = [
         OutboxMessage.status == PENDING,
@@ -107,17 +108,16 @@ async def claim(
     if quiet_now:
         due.append(OutboxMessage.respects_quiet_hours.is_(False))
     # A plain read first: an idle sender looks every second and should not take the write lock.
-    ids = list(
-        await session.scalars(
-            select(OutboxMessage.id)
-            .where(*due)
-            .order_by(OutboxMessage.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not ids:
+    if await session.scalar(select(OutboxMessage.id).where(*due).limit(1)) is None:
         return []
+    chosen = select(OutboxMessage.id).where(*due).order_by(OutboxMessage.id).limit(limit)
+    ids: Any
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        ids = list(await session.scalars(chosen.with_for_update(skip_locked=True)))
+        if not ids:
+            return []
+    else:
+        ids = chosen.scalar_subquery()
     rows = await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(ids), *due)

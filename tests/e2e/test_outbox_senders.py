@@ -14,7 +14,7 @@ from telegram.ext import ExtBot
 from bot.db import Database
 from bot.harness import TOKEN, Clock, Harness, running_bot
 from bot.limits import TelegramLimits
-from bot.sending.outbox_sender import OutboxSender
+from bot.sending.outbox_sender import MAX_IN_FLIGHT, OutboxSender
 from bot.sending.ratelimit import ChatRateLimiter
 from bot.services.roles import Role
 from jobs.reminders import write_reminders
@@ -68,6 +68,7 @@ async def test_two_senders_on_one_database_deliver_each_row_once(
     first = h.sender
     assert deliveries(h, "今日提醒") == {uid: 1 for uid in LIAISONS}
     assert first.sent > 0 and second.sent > 0  # both really took part
+    assert first.peak_in_flight <= MAX_IN_FLIGHT and second.peak_in_flight <= MAX_IN_FLIGHT
     assert first.sent + second.sent == len(LIAISONS)
     sent = await rows(h)
     assert {r.status for r in sent} == {"sent"} and {r.attempts for r in sent} == {1}

@@ -63,6 +63,7 @@ async def test_concurrent_claims_never_share_a_row(db: Database, db_url: str) ->
         await other.dispose()
     ids = [item.id for batch in claims for item in batch]
     assert len(ids) == len(set(ids)) > 0
+    assert all(len(batch) <= 25 for batch in claims)
     # A claim that lost a race takes fewer rows, never someone else's; the rest stay free.
     rest = [item.id for item in await _claim(db, "late", 200)]
     assert sorted(ids + rest) == sorted(set(ids) | set(rest)) and len(ids) + len(rest) == 120
@@ -72,6 +73,14 @@ async def test_concurrent_claims_never_share_a_row(db: Database, db_url: str) ->
         )
     for worker, batch in zip([f"w{i}" for i in range(6)], claims, strict=True):
         assert all(owners[item.id] == worker for item in batch)
+
+
+async def test_a_claim_takes_the_oldest_rows_up_to_its_limit(db: Database) -> None:
+    await _write(db, 150)
+    first = await _claim(db, "a", 40)
+    second = await _claim(db, "b", 40)
+    assert [i.id for i in first] == list(range(1, 41))
+    assert [i.id for i in second] == list(range(41, 81))
 
 
 async def test_a_lease_that_ran_out_passes_the_row_on(db: Database) -> None:

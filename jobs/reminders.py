@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import time, timedelta
@@ -20,6 +21,7 @@ from bot.context import Context, Services
 from bot.i18n import Translator
 from bot.rules import Rules, Schedules
 from bot.services import outbox, reminders
+from bot.services.outbox import NewMessage
 from bot.services.problem_machine import Status
 from bot.services.reminders import Due, GroupOverdue, LiaisonDigest
 
@@ -180,7 +182,7 @@ async def write_reminders(services: Services) -> Written:
     schedules = services.rules.schedules
     within = timedelta(hours=schedules.remind_due_within_hours)
     after = schedules.escalate_after_days
-    liaisons = groups = leaders = 0
+    messages: list[NewMessage] = []
     async with services.db.begin() as session:
         digests = await reminders.liaison_digests(session, now, zone, within)
         overdue_groups = await reminders.group_overdue(session, now, zone)
@@ -190,36 +192,38 @@ async def write_reminders(services: Services) -> Written:
             tr = services.i18n.translator(digest.locale)
             codes = [d.code for d in digest.overdue + digest.due_soon][:MAX_OPEN_BUTTONS]
             buttons = [[[tr("remind.open", code=c), f"p:show:{c}"]] for c in codes]
-            liaisons += await outbox.enqueue(
-                session,
-                f"remind:{digest.telegram_id}:{today}",
-                "remind",
-                digest.telegram_id,
-                {"text": liaison_text(services, tr, digest, today), "buttons": buttons},
-                now=now,
+            text = liaison_text(services, tr, digest, today)
+            messages.append(
+                NewMessage(
+                    f"remind:{digest.telegram_id}:{today}",
+                    "remind",
+                    digest.telegram_id,
+                    {"text": text, "buttons": buttons},
+                )
             )
         # A group has no one language: the deployment's.
         default = services.i18n.translator(services.settings.default_locale)
         for group in overdue_groups:
-            groups += await outbox.enqueue(
-                session,
-                f"overdue-group:{group.chat_id}:{today}",
-                "overdue-group",
-                group.chat_id,
-                {"text": group_text(default, group, today), "parse_mode": "HTML"},
-                now=now,
+            text = group_text(default, group, today)
+            messages.append(
+                NewMessage(
+                    f"overdue-group:{group.chat_id}:{today}",
+                    "overdue-group",
+                    group.chat_id,
+                    {"text": text, "parse_mode": "HTML"},
+                )
             )
         for telegram_id, locale in leader_list:
             tr = services.i18n.translator(locale)
-            leaders += await outbox.enqueue(
-                session,
-                f"escalate:{telegram_id}:{today}",
-                "escalate",
-                telegram_id,
-                {"text": escalation_text(services, tr, escalated, after, today)},
-                now=now,
+            text = escalation_text(services, tr, escalated, after, today)
+            messages.append(
+                NewMessage(
+                    f"escalate:{telegram_id}:{today}", "escalate", telegram_id, {"text": text}
+                )
             )
-    written = Written(liaisons, groups, leaders)
+        new = await outbox.enqueue_many(session, messages, now=now)
+    kinds = Counter(m.kind for m in new)
+    written = Written(kinds["remind"], kinds["overdue-group"], kinds["escalate"])
     if written.total:
         services.wake_outbox()
     log.info("reminders for %s: %s new outbox rows", today, written)

@@ -25,6 +25,7 @@ from models import OutboxMessage
 
 PENDING, SENT, GAVE_UP = "pending", "sent", "gave_up"
 MAX_ATTEMPTS = 8
+ENQUEUE_CHUNK = 500  # rows per INSERT: well inside SQLite's limit on bound parameters
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,53 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=min(3600, 5 * 2 ** max(0, attempts - 1)))
 
 
+@dataclass(frozen=True)
+class NewMessage:
+    """A message for the outbox: ``key`` is kind:recipient:period, one row per key ever."""
+
+    key: str
+    kind: str
+    chat_id: int
+    payload: dict[str, Any]
+    quiet: bool = True  # held back in quiet hours
+
+
+async def enqueue_many(
+    session: AsyncSession, messages: list[NewMessage], *, now: datetime
+) -> list[NewMessage]:
+    """Write the messages whose keys are new, in few statements; the ones written."""
+    if not messages:
+        return []
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    written: set[str] = set()
+    for start in range(0, len(messages), ENQUEUE_CHUNK):
+        chunk = messages[start : start + ENQUEUE_CHUNK]
+        statement = (
+            insert(OutboxMessage)
+            .values(
+                [
+                    {
+                        "key": m.key,
+                        "kind": m.kind,
+                        "chat_id": m.chat_id,
+                        "payload": m.payload,
+                        "status": PENDING,
+                        "attempts": 0,
+                        "not_before": now,
+                        "respects_quiet_hours": m.quiet,
+                        "created_at": now,
+                    }
+                    for m in chunk
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+            .returning(OutboxMessage.key)
+        )
+        written.update(await session.scalars(statement))
+    return [m for m in messages if m.key in written]
+
+
 async def enqueue(
     session: AsyncSession,
     key: str,
@@ -64,23 +112,9 @@ async def enqueue(
     quiet: bool = True,
 ) -> bool:
     """Write the message unless its key exists; True if a new row was written."""
-    values = {
-        "key": key,
-        "kind": kind,
-        "chat_id": chat_id,
-        "payload": payload,
-        "status": PENDING,
-        "attempts": 0,
-        "not_before": now,
-        "respects_quiet_hours": quiet,
-        "created_at": now,
-    }
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    result = await session.execute(
-        insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["key"])
+    return bool(
+        await enqueue_many(session, [NewMessage(key, kind, chat_id, payload, quiet)], now=now)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def claim(

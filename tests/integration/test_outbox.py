@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from bot.db import Database
 from bot.services import outbox
-from bot.services.outbox import MAX_ATTEMPTS, OutboxItem
+from bot.services.outbox import MAX_ATTEMPTS, NewMessage, OutboxItem
 from models import OutboxMessage
 
 NOW = datetime(2026, 3, 10, 2, 0, tzinfo=UTC)
@@ -50,6 +50,18 @@ async def test_a_key_is_written_once(db: Database) -> None:
         later = await outbox.enqueue(session, "remind:1:2026-03-10", "remind", 1, {}, now=NOW)
         assert await outbox.backlog(session) == 1
     assert (first, again, later) == (True, False, False)
+
+
+async def test_many_written_at_once_and_only_the_new_keys(db: Database) -> None:
+    await _write(db, 3)  # k:0 … k:2 exist
+    batch = [NewMessage(f"k:{i}", "test", 1000 + i, {"text": str(i)}) for i in range(1200)]
+    async with db.begin() as session:
+        new = await outbox.enqueue_many(session, batch, now=NOW)
+        again = await outbox.enqueue_many(session, batch, now=NOW)
+        assert await outbox.backlog(session) == 1200
+    assert [m.key for m in new] == [f"k:{i}" for i in range(3, 1200)] and again == []
+    ids = [i.id for i in await _claim(db, "w", 2000)]
+    assert ids == sorted(ids) and len(ids) == 1200  # in the order written
 
 
 async def test_concurrent_claims_never_share_a_row(db: Database, db_url: str) -> None:

@@ -2,7 +2,9 @@
 
 The scene: an admin from ADMIN_IDS sets up, invites a liaison with buttons and a cadre in one
 line, the cadre invites a volunteer, a used-up link is refused, the bot joins the work group and
-is bound to the district (a stranger's attempt is refused), /help in Chinese and in English.
+is bound to the district (a stranger's attempt is refused), /help in Chinese and in English;
+a problem goes round the whole loop; then another is left undone, the clock moves past its
+deadline, and the morning reminders go out: the liaison's, the groups', the leader's.
 The transcript is printed and saved to demo-out/transcript.txt.
 """
 
@@ -12,17 +14,21 @@ import logging
 import os
 import re
 import shutil
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from bot.harness import Harness, running_bot
 from bot.sandbox import SentMessage, tiny_png
+from bot.services import problems
 from bot.services.org import import_org, parse_org_file
+from jobs import reminders
 
 EXAMPLE_ORG = Path(__file__).resolve().parent.parent / "examples" / "org.yaml"
 LINK = re.compile(r"start=([A-Za-z0-9_-]+)")
 
 ADMIN, LIAISON, CADRE, VOLUNTEER, LATECOMER, STRANGER = 1001, 2001, 3001, 4001, 4002, 6666
 INSPECTOR = 2101
+LEADER = 5002
 GROUP = -1001234567
 TOWN_GROUP = -1001234568
 RIVERSIDE = (30.7512, 120.7588)
@@ -159,6 +165,48 @@ async def play_problems(h: Harness) -> None:
     mark = sb.mark()
     sb.send_text(ADMIN, "/issue NH-2026-0001")
     await h.wait_for(ADMIN, mark, "处理记录")
+    await play_reminders(h)
+
+
+async def play_reminders(h: Harness) -> None:
+    """A report assigned with its category's deadline is left undone. The clock moves to 09:00
+    four days after the deadline: the morning job writes the reminders into the outbox and the
+    sender delivers them: one private message to the liaison (with a button to open the
+    problem), the overdue list in both groups with the liaison mentioned, and the escalation to
+    the leader. /remind then finds nothing new to write: each is sent once a day."""
+    sb = h.sb
+    sb.add_user(LEADER, "郑区长")
+    await h.say(LEADER, f"/start {_code(await h.reply_to(ADMIN, '/invite leader NH'))}")
+    mark = sb.mark()
+    sb.send_photo(INSPECTOR, chat_id=TOWN_GROUP, caption="#问题 路边焚烧秸秆")
+    card = await h.wait_for(TOWN_GROUP, mark, "已登记为问题")
+    menu = await h.press(ADMIN, card, "交办")
+    menu = await h.press(ADMIN, menu, "✓ 东桥镇")
+    mark = sb.mark()
+    await h.press_answer(ADMIN, menu, menu.buttons[0][0])  # the category's default deadline
+    await h.wait_for(TOWN_GROUP, mark, "已交办给东桥镇")  # the last of the notices
+
+    found = re.search(r"[A-Z]+-\d{4}-\d{4}", card.content)
+    assert found is not None, card.content
+    code = found.group(0)
+    async with h.db.begin() as session:
+        problem = await problems.problem_by_code(session, code)
+    assert problem is not None and problem.deadline is not None
+    deadline_day = h.services.local(problem.deadline).date()
+    h.clock.fixed = datetime.combine(
+        deadline_day + timedelta(days=4), time(9), h.services.settings.zone
+    )
+    h.clock.offset = timedelta()
+    assert h.app.job_queue is not None
+    (job,) = h.app.job_queue.get_jobs_by_name(reminders.JOB_NAME)
+    mark = sb.mark()
+    await job.run(h.app)  # as the scheduler runs it at 09:00
+    reminder = await h.wait_for(LIAISON, mark, "今日提醒")
+    await h.wait_for(TOWN_GROUP, mark, "超期问题通报")
+    await h.wait_for(GROUP, mark, "超期问题通报")
+    await h.wait_for(LEADER, mark, "超期超过")
+    await h.press(LIAISON, reminder, reminder.buttons[0][0])
+    await h.say(ADMIN, "/remind")
 
 
 async def run_demo(out: Path, *, speed: float = 0.1) -> int:

@@ -171,6 +171,11 @@ def escalation_text(
     return fit(lines, lambda n: tr("remind.more", n=n))
 
 
+def _open_buttons(tr: Translator, codes: list[str]) -> list[list[list[str]]]:
+    """A button to open each of the first problems (the card comes privately)."""
+    return [[[tr("remind.open", code=c), f"p:show:{c}"]] for c in codes[:MAX_OPEN_BUTTONS]]
+
+
 # -- the job ------------------------------------------------------------------------------------
 
 
@@ -190,8 +195,7 @@ async def write_reminders(services: Services) -> Written:
         leader_list = await reminders.leaders(session) if escalated else []
         for digest in digests:
             tr = services.i18n.translator(digest.locale)
-            codes = [d.code for d in digest.overdue + digest.due_soon][:MAX_OPEN_BUTTONS]
-            buttons = [[[tr("remind.open", code=c), f"p:show:{c}"]] for c in codes]
+            buttons = _open_buttons(tr, [d.code for d in digest.overdue + digest.due_soon])
             text = liaison_text(services, tr, digest, today)
             messages.append(
                 NewMessage(
@@ -216,10 +220,9 @@ async def write_reminders(services: Services) -> Written:
         for telegram_id, locale in leader_list:
             tr = services.i18n.translator(locale)
             text = escalation_text(services, tr, escalated, after, today)
+            payload = {"text": text, "buttons": _open_buttons(tr, [d.code for d in escalated])}
             messages.append(
-                NewMessage(
-                    f"escalate:{telegram_id}:{today}", "escalate", telegram_id, {"text": text}
-                )
+                NewMessage(f"escalate:{telegram_id}:{today}", "escalate", telegram_id, payload)
             )
         new = await outbox.enqueue_many(session, messages, now=now)
     kinds = Counter(m.kind for m in new)

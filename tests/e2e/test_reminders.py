@@ -156,6 +156,9 @@ async def test_one_message_per_person_with_buttons_to_open_each(town: Harness) -
 
     card = await h.press(LIAISON, mine, f"查看 {codes[0]}")
     assert codes[0] in card.content and "提交整改" in card.buttons[0]
+    mark = h.sb.mark()  # a reminder's button for a problem that is gone, or forged
+    await h.press_answer(LIAISON, mine, data="p:show:NH-2026-9999")
+    assert "没有编号为 NH-2026-9999 的问题" in (await h.wait_for(LIAISON, mark, "9999")).content
 
 
 async def test_escalation_after_three_days_once_a_day(town: Harness) -> None:
@@ -169,8 +172,10 @@ async def test_escalation_after_three_days_once_a_day(town: Harness) -> None:
     await fire(h)
     await fire(h)  # the same day again: nothing new
     await drained(h)
-    (told,) = texts_to(h, LEADER, "超期超过 3 天")
-    assert f"{code}（东桥镇）露天焚烧：超期 4 天" in told
+    (told,) = [m for m in h.sb.sent(LEADER) if "超期超过 3 天" in m.content]
+    assert f"{code}（东桥镇）露天焚烧：超期 4 天" in told.content
+    card = await h.press(LEADER, told, f"查看 {code}")  # a leader may open any problem
+    assert f"【{code}】" in card.content and card.buttons == []
     h.clock.fixed = local(2026, 3, 12, 9, 0)
     await fire(h)
     await drained(h)

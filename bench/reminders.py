@@ -80,6 +80,7 @@ async def run(n: int, database_url: str | None) -> dict[str, float]:
                 h.sb.add_user(uid, f"L{uid}")
                 h.sb.open_private_chat(uid)
 
+            await asyncio.sleep(h.sender.warmup_s)  # past its start-up wait, as before 09:00
             log_start = len(h.sb.request_log)
             started = time.monotonic()
             written = await write_reminders(h.services)

@@ -106,6 +106,7 @@ def build_application(
             services,
             lease=timedelta(seconds=settings.outbox_lease_seconds),
             warmup_s=limits.overall.window_s,
+            spacing_s=limits.overall.window_s / limits.overall.n,
             on_chat_gone=lambda chat_id, why: _chat_gone(services, chat_id, why),
         )
         services.wake_outbox = sender.wake

@@ -5,9 +5,10 @@ renewed while the process lives hands a dead process's rows to the others.
 
 Delivery is at least once. Telegram cannot be asked whether a message arrived, so a process
 killed between Telegram's answer and the row being marked sent leaves that row to be sent again.
-The window is kept small: at most ``max_in_flight`` rows are claimed at a time, and answered rows
-are marked at once by one marker, each batch of answers that came in meanwhile in one short
-transaction (many writers taking turns on SQLite would wait on each other's locks far longer).
+The window is kept small: at most ``max_in_flight`` rows are claimed at a time, sends are spaced
+evenly rather than in bursts, and answered rows are marked at once by one marker, each batch of
+answers that came in meanwhile in one short transaction (many writers taking turns on SQLite
+would wait on each other's locks far longer).
 A row is only ever sent twice if it was claimed and not yet marked when the process died.
 """
 
@@ -63,6 +64,7 @@ class OutboxSender:
         idle_s: float = 1.0,
         grace_s: float = 10.0,
         warmup_s: float = 0.0,
+        spacing_s: float = 0.0,
         on_chat_gone: ChatGone | None = None,
     ) -> None:
         self.bot = bot
@@ -75,6 +77,12 @@ class OutboxSender:
         # A process that just started cannot know what another (or its killed predecessor) sent
         # in the last second: waiting one overall window first keeps Telegram's limit anyway.
         self.warmup_s = warmup_s
+        # Sends start at most one per ``spacing_s`` (Telegram's overall window over its count):
+        # the same throughput as bursts of 30, and at any moment only a message or two is on its
+        # way, so a process killed at any moment leaves only those to be sent twice.
+        self.spacing_s = spacing_s
+        self._pace_lock = asyncio.Lock()
+        self._next_start = 0.0
         self.on_chat_gone = on_chat_gone
         self.sent = 0
         self.gave_up = 0
@@ -252,6 +260,7 @@ class OutboxSender:
             async with self.services.db.begin() as session:
                 await outbox.release(session, self.worker, [item.id])
             return
+        await self._pace()
         try:
             message = await self._send(item)
         except Forbidden as exc:  # blocked by the user, kicked from the group
@@ -272,6 +281,17 @@ class OutboxSender:
             self._answered.append((item, message.message_id, done))
             self._answer.set()
             await done  # the row stays in flight (its lease renewed) until it is marked
+
+    async def _pace(self) -> None:
+        if not self.spacing_s:
+            return
+        loop = asyncio.get_running_loop()
+        async with self._pace_lock:  # first come, first served
+            now = loop.time()
+            start = max(now, self._next_start)  # planned times: late wake-ups do not add up
+            if start > now:
+                await asyncio.sleep(start - now)
+            self._next_start = start + self.spacing_s
 
     async def _failed(
         self, item: OutboxItem, error: str, *, retry: bool, gone: bool = False

@@ -34,8 +34,9 @@ from models.base import utcnow
 from tests.e2e.conftest import ADMIN, EXAMPLES
 from tests.e2e.reminder_world import admin, person, problem, rows
 
-# The victim's message goes out in the second second (30 a second). When it is accepted at most
-# 30 + 29 rows can have been marked and 40 more claimed: the last 21 cannot have been touched.
+# Rows go out in order, 30 a second at most. When the victim's message is accepted, fewer than
+# 60 rows can have been marked (it goes out within the second second) and at most 40 more
+# claimed: the last 20 cannot have been touched.
 LIAISONS = list(range(30001, 30121))
 VICTIM = LIAISONS[45]
 LEASE_S = 2
@@ -84,7 +85,14 @@ class Bot:
     async def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "run", env=self.env, stdout=out, stderr=out
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                env=self.env,
+                cwd=self.log.parent,  # away from any .env a developer keeps in the checkout
+                stdout=out,
+                stderr=out,
             )
 
     async def signal(self, sig: signal.Signals) -> int:

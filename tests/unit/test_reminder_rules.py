@@ -22,7 +22,8 @@ from bot.services.reminders import (
     days_overdue,
     is_due_soon,
 )
-from jobs.reminders import TEXT_LIMIT, fit, group_text, should_catch_up, utf16_len
+from jobs.reminder_texts import TEXT_LIMIT, fit, group_text, utf16_len
+from jobs.reminders import should_catch_up
 
 SH = ZoneInfo("Asia/Shanghai")
 

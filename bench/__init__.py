@@ -1,0 +1,1 @@
+"""Benchmarks, run by hand (one command each); figures go into BENCHMARKS.md."""

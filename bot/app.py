@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
@@ -15,6 +15,7 @@ from bot.limits import TelegramLimits
 from bot.rules import Rules, load_rules
 from bot.sending.outbox_sender import OutboxSender
 from bot.sending.ratelimit import ChatRateLimiter
+from bot.services import chats
 from bot.services.media import MediaStore
 from bot.settings import Settings
 from handlers import (
@@ -66,6 +67,25 @@ HANDLER_MODULES = (
     fallback,
 )
 JOB_MODULES = (albums, media, reminders, weekly_ranking, leaderboard, inbox)
+# Run once as the bot starts, after the schema is up to date: work a job may have missed.
+STARTUP_HOOKS: tuple[Callable[[Services], Awaitable[None]], ...] = (reminders.catch_up,)
+
+
+OUTBOX_KEY = "outbox_sender"
+
+
+def outbox_sender(app: GGApplication) -> OutboxSender | None:
+    """The application's outbox sender, once post_init has started it."""
+    sender = app.bot_data.get(OUTBOX_KEY)
+    return sender if isinstance(sender, OutboxSender) else None
+
+
+async def _chat_gone(services: Services, chat_id: int, why: str) -> None:
+    """Telegram refused a scheduled message for good: a group the bot is no longer in is
+    unbound (the my_chat_member update may have been missed while the bot was down)."""
+    if chat_id < 0:
+        async with services.db.begin() as session:
+            await chats.unbind(session, chat_id)
 
 
 def build_application(
@@ -93,9 +113,19 @@ def build_application(
         if migrate_on_start:
             await migrate(services.db)
         await help.set_menus(app, services)
-        sender = OutboxSender(app.bot, services)
+        sender = OutboxSender(
+            app.bot,
+            services,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+            warmup_s=limits.overall.window_s,
+            spacing_s=limits.overall.window_s / limits.overall.n,
+            on_chat_gone=lambda chat_id, why: _chat_gone(services, chat_id, why),
+        )
         services.wake_outbox = sender.wake
+        app.bot_data[OUTBOX_KEY] = sender
         sender.start()
+        for hook in STARTUP_HOOKS:
+            await hook(services)
 
     async def post_stop(_app: GGApplication) -> None:
         if sender is not None:

@@ -8,8 +8,10 @@ verification once, is rectified again and closed (销号); a second report with 
 flagged as a possible duplicate and rejected; a volunteer reports privately step by step; the
 admin looks at the first problem's card and history with /issue. The volunteer's points: earned
 through a report and an approved activity claim, checked with /points, and spent at a shop with
-a one-time code. Then two Mondays of 晾晒 (the second with each town's move since the first),
-/rank in the town's group, and the ledger exported by the admin.
+a one-time code. Another problem is left undone, the clock moves past its deadline, and the
+morning reminders go out: the liaison's, the groups', the leader's. Then two Mondays of 晾晒
+(the second with each town's move since the first), /rank in the town's group, and the ledger
+exported by the admin.
 The transcript is printed and saved to demo-out/transcript.txt, with the last Monday's chart
 (demo-out/ranking.png) and the ledger (demo-out/ledger.xlsx).
 """
@@ -34,6 +36,7 @@ from bot.services.org import AreaSpec, import_org, parse_org_file
 from bot.services.problem_machine import Action
 from bot.services.problems import PhotoIn, ReportIn
 from bot.services.roles import AreaKind
+from jobs import reminders
 from jobs.weekly_ranking import weekly_ranking
 from models import Area
 
@@ -46,9 +49,11 @@ PROBLEM_CODE = re.compile(r"【([A-Z]+-\d{4}-\d{4})】")
 
 ADMIN, LIAISON, CADRE, VOLUNTEER, LATECOMER, STRANGER = 1001, 2001, 3001, 4001, 4002, 6666
 INSPECTOR, SHOP = 2101, 5101
+LEADER = 5002
 GROUP = -1001234567
 TOWN_GROUP = -1001234568
 RIVERSIDE = (30.7512, 120.7588)
+PRIVATE_REPORT = "村口水沟有黑臭污水"
 
 
 def _problem_code(message: SentMessage) -> str:
@@ -116,6 +121,7 @@ async def play(h: Harness, out: Path) -> None:
     await h.say(5001, "/help")
     await play_problems(h)
     await play_points(h)
+    await play_reminders(h)
     await play_ranking(h, out)
 
 
@@ -184,7 +190,7 @@ async def play_problems(h: Harness) -> None:
     sb.send_photo(VOLUNTEER)
     received = await h.wait_for(VOLUNTEER, mark, "已收到照片")
     await h.press(VOLUNTEER, received, "完成")
-    await h.say(VOLUNTEER, "村口水沟有黑臭污水")
+    await h.say(VOLUNTEER, PRIVATE_REPORT)
     mark = sb.mark()
     sb.send_location(VOLUNTEER, *RIVERSIDE)
     step = await h.wait_for(VOLUNTEER, mark, "第5步")
@@ -195,14 +201,54 @@ async def play_problems(h: Harness) -> None:
     await h.wait_for(ADMIN, mark, "处理记录")
 
 
+async def play_reminders(h: Harness) -> None:
+    """A report assigned with its category's deadline is left undone. The clock moves to 09:00
+    four days after the deadline: the morning job writes the reminders into the outbox and the
+    sender delivers them: one private message to the liaison (with a button to open the
+    problem), the overdue list in both groups with the liaison mentioned, and the escalation to
+    the leader. /remind then finds nothing new to write: each is sent once a day."""
+    sb = h.sb
+    sb.add_user(LEADER, "郑区长")
+    await h.say(LEADER, f"/start {_code(await h.reply_to(ADMIN, '/invite leader NH'))}")
+    mark = sb.mark()
+    sb.send_photo(INSPECTOR, chat_id=TOWN_GROUP, caption="#问题 路边焚烧秸秆")
+    card = await h.wait_for(TOWN_GROUP, mark, "已登记为问题")
+    menu = await h.press(ADMIN, card, "交办")
+    menu = await h.press(ADMIN, menu, "✓ 东桥镇")
+    mark = sb.mark()
+    await h.press_answer(ADMIN, menu, menu.buttons[0][0])  # the category's default deadline
+    await h.wait_for(TOWN_GROUP, mark, "已交办给东桥镇")  # the last of the notices
+
+    found = re.search(r"[A-Z]+-\d{4}-\d{4}", card.content)
+    assert found is not None, card.content
+    code = found.group(0)
+    async with h.db.begin() as session:
+        problem = await problems.problem_by_code(session, code)
+    assert problem is not None and problem.deadline is not None
+    deadline_day = h.services.local(problem.deadline).date()
+    h.clock.fixed = datetime.combine(
+        deadline_day + timedelta(days=4), time(9), h.services.settings.zone
+    )
+    h.clock.offset = timedelta()
+    assert h.app.job_queue is not None
+    (job,) = h.app.job_queue.get_jobs_by_name(reminders.JOB_NAME)
+    mark = sb.mark()
+    await job.run(h.app)  # as the scheduler runs it at 09:00
+    reminder = await h.wait_for(LIAISON, mark, "今日提醒")
+    await h.wait_for(TOWN_GROUP, mark, "超期问题通报")
+    await h.wait_for(GROUP, mark, "超期问题通报")
+    await h.wait_for(LEADER, mark, "超期超过")
+    await h.press(LIAISON, reminder, reminder.buttons[0][0])
+    await h.say(ADMIN, "/remind")
+
+
 async def play_points(h: Harness) -> None:
     """The volunteer earns: the private report is assigned (+2), an activity claim is approved
     by the village's cadre (+5); checks /points; spends at the village's shop with a code."""
     sb = h.sb
-    services = h.services
-    year = problems.code_year(services.now(), services.settings.zone)
-    third = f"{services.rules.problem_code_prefix}-{year}-0003"  # the private report
-    card = next(m for m in reversed(sb.sent(ADMIN)) if third in m.content and m.buttons)
+    card = next(  # the admins' card of the volunteer's private report
+        m for m in reversed(sb.sent(ADMIN)) if PRIVATE_REPORT in m.content and m.buttons
+    )
     menu = await h.press(ADMIN, card, "交办")
     menu = await h.press(ADMIN, menu, "✓ 东桥镇")
     mark = sb.mark()

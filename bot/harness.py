@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.app import GGApplication, build_application
+from bot.app import GGApplication, build_application, outbox_sender
 from bot.context import SERVICES_KEY, Services
 from bot.db import Database
 from bot.limits import TelegramLimits
 from bot.runtime import Runtime, serving
 from bot.sandbox import Sandbox, SentMessage
+from bot.sending.outbox_sender import OutboxSender
 from bot.settings import load_settings
 from models.base import utcnow
 
@@ -65,6 +66,12 @@ class Harness:
     @property
     def db(self) -> Database:
         return self.services.db
+
+    @property
+    def sender(self) -> OutboxSender:
+        sender = outbox_sender(self.app)
+        assert sender is not None, "the outbox sender starts in post_init"
+        return sender
 
     async def say(
         self,

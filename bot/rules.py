@@ -87,14 +87,40 @@ class Ranking(_Strict):
 
 
 class Schedules(_Strict):
+    """Times of day are local, in the configured TIMEZONE."""
+
     weekly_ranking_day: int = Field(0, ge=0, le=6)  # Monday = 0
     weekly_ranking_time: time = time(9, 0)
     daily_reminder_time: time = time(9, 0)
     leader_summary_day: int = Field(0, ge=0, le=6)
     leader_summary_time: time = time(8, 30)
+    # Nothing scheduled is sent from quiet_start to quiet_end; equal times turn them off.
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)
-    escalate_after_days: int = 3
+    escalate_after_days: int = Field(3, ge=0)
+    # The morning reminder lists the problems due within this many hours.
+    remind_due_within_hours: int = Field(48, gt=0, le=24 * 31)
+
+    @field_validator(
+        "weekly_ranking_time",
+        "daily_reminder_time",
+        "leader_summary_time",
+        "quiet_start",
+        "quiet_end",
+        mode="before",
+    )
+    @classmethod
+    def _time_of_day(cls, value: object) -> object:
+        """YAML 1.1 reads an unquoted 21:00 as the number 1260 (base 60: minutes); pydantic
+        would take that as seconds (00:21). A number here can only mean that, or a mistake."""
+        if isinstance(value, bool):
+            raise ValueError('expected a time of day such as "09:00"')
+        if isinstance(value, int | float):
+            minutes = int(value)
+            if minutes != value or not 0 <= minutes < 24 * 60:
+                raise ValueError('expected a time of day such as "09:00"')
+            return time(minutes // 60, minutes % 60)
+        return value
 
 
 class DistrictGeo(_Strict):

@@ -39,6 +39,7 @@ _HINTS: dict[str, str] = {
     "is parked (1-20)",
     "inbox_retry_s": "set INBOX_RETRY_S to the pause in seconds before a failed update runs "
     "again (doubled each time)",
+    "outbox_lease_seconds": "set OUTBOX_LEASE_SECONDS to a number of seconds, at least 1",
 }
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -78,6 +79,9 @@ class Settings(BaseSettings):
     inbox_workers: int = Field(default=1, ge=1, le=8)
     inbox_max_attempts: int = Field(default=3, ge=1, le=20)
     inbox_retry_s: float = Field(default=2.0, gt=0)
+    # How long a claimed outbox row stays with a sender that stopped renewing its claim (was
+    # killed): after this another process, or the restarted one, sends it.
+    outbox_lease_seconds: float = Field(default=30.0, ge=1)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

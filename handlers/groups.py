@@ -124,9 +124,20 @@ def _joined(change: ChatMemberUpdated) -> bool:
     return was and now
 
 
+def _removed(change: ChatMemberUpdated) -> bool:
+    return change.new_chat_member.status in (ChatMember.LEFT, ChatMember.BANNED)
+
+
 async def bot_membership(update: Update, context: Context) -> None:
     change = update.my_chat_member
-    if change is None or not _joined(change) or change.chat.type not in ("group", "supergroup"):
+    if change is None or change.chat.type not in ("group", "supergroup"):
+        return
+    if _removed(change):
+        async with context.services.db.begin() as session:
+            if await chats.unbind(session, change.chat.id):
+                log.info("removed from group %s: its binding is forgotten", change.chat.id)
+        return
+    if not _joined(change):
         return
     async with context.services.db.begin() as session:
         await chats.note_chat(session, change.chat.id, change.chat.title or "")

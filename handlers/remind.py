@@ -6,6 +6,7 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler
 
 from bot.context import Context
+from bot.services.outbox import is_quiet
 from bot.services.roles import Role
 from handlers.common import reply
 from jobs.reminders import write_reminders
@@ -17,12 +18,26 @@ async def remind_command(update: Update, context: Context) -> None:
     if not context.actor.has(Role.admin):
         await reply(update, context, "remind.not_admin")
         return
-    written = await write_reminders(context.services)
-    if written:
-        await reply(update, context, "remind.queued", n=written)
-    else:
+    services = context.services
+    written = await write_reminders(services)
+    if not written.total:
         await reply(update, context, "remind.nothing_new")
-
+        return
+    schedules = services.rules.schedules
+    quiet = is_quiet(
+        services.local(services.now()).time(), schedules.quiet_start, schedules.quiet_end
+    )
+    counts = {
+        "n": written.total,
+        "liaisons": written.liaisons,
+        "groups": written.groups,
+        "leaders": written.leaders,
+    }
+    if quiet:
+        end = schedules.quiet_end.strftime("%H:%M")
+        await reply(update, context, "remind.queued_quiet", end=end, **counts)
+    else:
+        await reply(update, context, "remind.queued", **counts)
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("remind", remind_command))

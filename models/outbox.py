@@ -13,7 +13,11 @@ from models.base import Base, utcnow
 
 class OutboxMessage(Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "not_before"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "not_before"),
+        # A row waits for the earlier rows to its chat (the claim looks them up by this).
+        Index("ix_outbox_chat_order", "chat_id", "status", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # kind:recipient:period — the same reminder for the same person and day is one row.

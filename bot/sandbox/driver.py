@@ -63,6 +63,11 @@ class Driver(World):
 
     # ---------------------------------------------------------------- people act
 
+    def open_private_chat(self, user_id: int) -> None:
+        """The user opened the bot some time ago: the bot may write to them. No update is sent
+        (for setting up many recipients at once; ``send_text`` is the visible way)."""
+        self._private(self.users[user_id])
+
     def block_bot(self, user_id: int, blocked: bool = True) -> None:
         """The user blocks (or unblocks) the bot; the bot gets a my_chat_member update."""
         user = self.users[user_id]

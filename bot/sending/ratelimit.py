@@ -165,8 +165,9 @@ class ChatRateLimiter(BaseRateLimiter[None]):
         self.stats.waited_s += seconds
         await self._sleep(seconds)
 
-    async def _wait_turn(self, chat: _ChatState | None, cost: int) -> None:
-        """Wait until the call may go out; for a message, take its slots in both windows."""
+    async def _wait_turn(self, chat: _ChatState | None, cost: int) -> float | None:
+        """Wait until the call may go out; for a message, take its slots in both windows and
+        return when they were taken."""
         while True:
             now = self._clock()
             delay = self._paused_until - now
@@ -178,7 +179,7 @@ class ChatRateLimiter(BaseRateLimiter[None]):
                 await self._pause(delay)
                 continue
             if chat is None or not cost:
-                return
+                return None
             # The chat's own window is free (and only this chat's queue head records into it).
             async with self._overall_lock:
                 while (delay := self._overall_delay(cost)) > 0:
@@ -187,7 +188,7 @@ class ChatRateLimiter(BaseRateLimiter[None]):
                 if chat.paused_until <= now:  # a 429 on an edit to this chat may have come in
                     chat.window.record(now, cost)
                     self._overall.record(now, cost)
-                    return
+                    return now
 
     def _overall_delay(self, cost: int) -> float:
         now = self._clock()
@@ -235,17 +236,20 @@ class ChatRateLimiter(BaseRateLimiter[None]):
     ) -> Result:
         retries_429 = retries_network = 0
         while True:
-            await self._wait_turn(chat, cost)
+            taken = await self._wait_turn(chat, cost)
             try:
                 try:
                     result = await callback(*args, **kwargs)
                 finally:
-                    if chat is not None and cost:
+                    if chat is not None and taken is not None:
                         # Telegram counts a message when it arrives, somewhere between the slot
                         # being taken and the answer coming back; a busy event loop can delay
                         # the request. Counting from the answer keeps the next message of this
-                        # chat (held behind the chat's lock) a full window after it.
-                        chat.window.restamp(self._clock(), cost)
+                        # chat (held behind the chat's lock) a full window after it, and the
+                        # 31st message of all a full window after the answer to the 1st.
+                        answered = self._clock()
+                        chat.window.restamp(answered, cost)
+                        self._overall.restamp_at(taken, answered, cost)
             except RetryAfter as exc:
                 self.stats.seen_429 += 1
                 if retries_429 >= self.max_retries:

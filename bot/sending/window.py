@@ -6,7 +6,7 @@ group that took 20 messages at once gets its 21st a full minute later, not 3 sec
 
 from __future__ import annotations
 
-from collections import deque
+import bisect
 from collections.abc import Sequence
 
 
@@ -32,11 +32,19 @@ class SlidingWindow:
     def __init__(self, n: int, window_s: float) -> None:
         self.n = n
         self.window_s = window_s
-        self._times: deque[float] = deque(maxlen=n)  # older events can never matter again
+        # Ascending, at most n: older events can never matter again.
+        self._times: list[float] = []
 
     def _prune(self, now: float) -> None:
-        while self._times and self._times[0] <= now - self.window_s:
-            self._times.popleft()
+        cut = bisect.bisect_right(self._times, now - self.window_s)
+        if cut:
+            del self._times[:cut]
+
+    def _add(self, at: float, cost: int) -> None:
+        for _ in range(min(cost, self.n)):
+            bisect.insort(self._times, at)
+        if len(self._times) > self.n:
+            del self._times[: len(self._times) - self.n]
 
     def delay(self, now: float, cost: int = 1) -> float:
         """Seconds to wait until ``cost`` more events fit (0 if they fit now)."""
@@ -44,15 +52,25 @@ class SlidingWindow:
         return wait_needed(self._times, self.n, self.window_s, now, cost)
 
     def record(self, now: float, cost: int = 1) -> None:
-        self._times.extend([now] * min(cost, self.n))
+        self._add(now, cost)
 
     def restamp(self, now: float, cost: int = 1) -> None:
         """Move the latest ``cost`` events to ``now``: the caller learnt they happened later
         than first recorded. Only valid while no other event was recorded after them."""
         k = min(cost, self.n, len(self._times))
-        for _ in range(k):
-            self._times.pop()
-        self._times.extend([now] * k)
+        if k:
+            del self._times[-k:]
+        self._add(now, k)
+
+    def restamp_at(self, recorded: float, now: float, cost: int = 1) -> None:
+        """Move ``cost`` events recorded at ``recorded`` to ``now``, whatever was recorded since
+        (events with equal times are interchangeable). One that was already forgotten is added
+        back at ``now``: later is the safe side."""
+        for _ in range(min(cost, self.n)):
+            i = bisect.bisect_left(self._times, recorded)
+            if i < len(self._times) and self._times[i] == recorded:
+                del self._times[i]
+        self._add(now, cost)
 
     def idle(self, now: float) -> bool:
         """True when no past event still counts: the key's state can be dropped."""

@@ -85,3 +85,15 @@ async def groups_bound_to(session: AsyncSession, area_id: int) -> list[int]:
         select(Chat.telegram_chat_id).where(Chat.area_id == area_id).order_by(Chat.id)
     )
     return list(rows)
+
+
+async def unbind(session: AsyncSession, telegram_chat_id: int) -> bool:
+    """The bot is no longer in the group: forget its binding, so that nothing is written for
+    it any more (it is bound again with /bindgroup once the bot is back). True if it was bound."""
+    chat = (
+        await session.scalars(select(Chat).where(Chat.telegram_chat_id == telegram_chat_id))
+    ).first()
+    if chat is None or chat.area_id is None:
+        return False
+    chat.area_id, chat.bound_by_id, chat.bound_at = None, None, None
+    return True

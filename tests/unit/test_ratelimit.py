@@ -546,3 +546,41 @@ def test_a_slow_send_spaces_the_next_from_its_answer() -> None:
         assert all(gap >= 1.0 for gap in gaps), gaps
 
     run(scenario())
+
+
+def test_restamp_at_moves_an_event_recorded_before_others() -> None:
+    w = SlidingWindow(3, 1.0)
+    for t in (0.0, 0.1, 0.2):
+        w.record(t)
+    w.restamp_at(0.0, 0.5)  # answered after the two others were recorded
+    assert w.delay(1.05) == pytest.approx(0.05)  # 0.1 leaves at 1.1
+    assert w.delay(1.05, cost=3) == pytest.approx(0.45)  # the moved one leaves at 1.5
+    w.restamp_at(9.0, 1.2)  # never recorded (or long forgotten): added, on the safe side
+    assert w.delay(1.3, cost=3) == pytest.approx(0.9)
+
+
+def test_slow_requests_do_not_crowd_the_overall_window() -> None:
+    """Thirty messages whose requests reach Telegram late (a busy loop) and thirty that go
+    fast: the fast ones must not land within a second of the slow ones' arrival (counting the
+    overall window from when the slots were taken would send them 0.3 s too early)."""
+
+    async def scenario() -> None:
+        limiter = make_limiter(margin_s=0.0)
+        arrivals: list[float] = []
+
+        async def arrive(chat_id: int, label: Any = None, cost: int = 1) -> bool:
+            await asyncio.sleep(0.3 if chat_id < 30 else 0.0)
+            arrivals.append(now())
+            return True
+
+        await asyncio.gather(
+            *(
+                limiter.process_request(arrive, (chat,), {}, "sendMessage", {"chat_id": chat}, None)
+                for chat in range(60)
+            )
+        )
+        assert len(arrivals) == 60
+        assert violations(arrivals, LIMITS.overall) == []
+        assert max(arrivals) == pytest.approx(1.3)  # and no later than that
+
+    run(scenario())

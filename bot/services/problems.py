@@ -185,6 +185,20 @@ def code_year(now: datetime, zone: tzinfo) -> int:
     return now.astimezone(zone).year
 
 
+def _add_photos(session: AsyncSession, problem_id: int, photos: list[PhotoIn], kind: str) -> None:
+    for photo in photos:
+        session.add(
+            ProblemPhoto(
+                problem_id=problem_id,
+                kind=kind,
+                file_id=photo.file_id,
+                file_unique_id=photo.file_unique_id,
+                message_id=photo.message_id,
+                size=photo.size,
+            )
+        )
+
+
 async def _next_seq(session: AsyncSession, year: int) -> int:
     current = await session.scalar(select(func.max(Problem.seq)).where(Problem.year == year))
     return (current or 0) + 1
@@ -253,17 +267,7 @@ async def report_problem(
         break
     else:
         raise RuntimeError("could not number the problem")
-    for photo in report.photos:
-        session.add(
-            ProblemPhoto(
-                problem_id=problem.id,
-                kind="before",
-                file_id=photo.file_id,
-                file_unique_id=photo.file_unique_id,
-                message_id=photo.message_id,
-                size=photo.size,
-            )
-        )
+    _add_photos(session, problem.id, report.photos, "before")
     session.add(
         ProblemEvent(
             problem_id=problem.id,
@@ -291,17 +295,7 @@ async def _add_late_photos(
     late = [p for p in report.photos if p.message_id is not None and p.message_id not in known]
     if not late:
         return 0
-    for photo in late:
-        session.add(
-            ProblemPhoto(
-                problem_id=problem.id,
-                kind="before",
-                file_id=photo.file_id,
-                file_unique_id=photo.file_unique_id,
-                message_id=photo.message_id,
-                size=photo.size,
-            )
-        )
+    _add_photos(session, problem.id, late, "before")
     session.add(
         ProblemEvent(
             problem_id=problem.id,
@@ -427,17 +421,7 @@ async def transition(
     _store(problem, after)
     if action is Action.assign:
         problem.assigned_at = now
-    for photo in photos:
-        session.add(
-            ProblemPhoto(
-                problem_id=problem.id,
-                kind="after",
-                file_id=photo.file_id,
-                file_unique_id=photo.file_unique_id,
-                message_id=photo.message_id,
-                size=photo.size,
-            )
-        )
+    _add_photos(session, problem.id, photos, "after")
     session.add(
         ProblemEvent(
             problem_id=problem.id,

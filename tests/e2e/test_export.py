@@ -102,7 +102,7 @@ async def ledger_bot(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Harness]:
                 s,
                 w,
                 "NH-DQ",
-                local(2025, 12, 30, 9),  # last year: not in 2026's ledger
+                local(2025, 12, 30, 9),  # last year: not in 2026's problems, overdue in its ranking
                 ("assign", local(2025, 12, 30), local(2026, 1, 5)),
             )
             # the first problem's photos are in the media store; the others' not yet
@@ -249,17 +249,19 @@ async def test_the_ledger_cell_by_cell(ledger_bot: Harness) -> None:
     rows = _values(ranking)
     assert rows[0] == RANKING_HEADERS
     # 东桥: both closed, one on time (the other was submitted on 09-25, after its extended
-    # deadline of 09-20): 100 × (0.5 × 2/2 + 0.5 × 1/2) = 75, in 1 and 24 days.
+    # deadline of 09-20), in 1 and 24 days; and 2025's problem, still open, overdue since
+    # 2026-01-05: 100 × (0.5 × 2/2 + 0.5 × 1/2) − 5 × 1 = 70, red by its 321 days.
     # 西山: none closed, both overdue (one submitted, not yet checked): 0 − 10 → 0, red by the
     # 12 days since 11-10. 北湖: its one problem was rejected: not ranked.
     assert rows[1:4] == [
-        [1, "东桥镇", "NH-DQ", "黄码", 75.0, 2, 2, 1, 2, 0, 1, 0.5, 12.5, "第 1/2 名，居中"],
+        [1, "东桥镇", "NH-DQ", "红码", 70.0, 2, 2, 1, 2, 1, 1, 0.5, 12.5,
+         "第 1/2 名，居中、有问题超期 321 天（超过 7 天即红码）"],
         [2, "西山街道", "NH-XS", "红码", 0.0, 2, 0, 0, 2, 2, 0, 0, None,
          "第 2/2 名，居中、有问题超期 12 天（超过 7 天即红码）"],
         [None, "北湖镇", "NH-BH", "未排名", None, 0, 0, 0, 0, 0, None, None, None,
          "交办 0 件，少于 1 件"],
     ]  # fmt: skip
-    assert ranking["D2"].fill.fgColor.rgb.endswith("F2B600")
+    assert ranking["D2"].fill.fgColor.rgb.endswith("D64541")
     assert ranking["D3"].fill.fgColor.rgb.endswith("D64541")
     assert ranking["K2"].number_format == "0%"
     notes = [r[0] for r in rows[5:] if r[0]]

@@ -70,7 +70,8 @@ def _used_keys() -> set[str]:
     keys |= {f"rank.code.{c.value}" for c in Code} | {"rank.code.none"}
     keys |= {f"rank.error.{e.value}" for e in WindowError}
     keys |= {f"rank.reason.{k}" for k in REASON_KINDS}
-    keys |= {f"export.stage.{s}" for s in ("problems", "ranking", "writing")}
+    keys |= {f"export.stage.{s}" for s in ("problems", "ranking", "points", "writing")}
+    keys |= {f"export.points_kind.{k.value}" for k in Kind}
     # Points: ledger lines, activities, and every refusal.
     keys |= {f"points.entry.{k.value}" for k in Kind}
     keys |= {f"activity.{a}" for a in load_rules().points.activities}

@@ -39,7 +39,7 @@ from handlers import (
     reports,
     start,
 )
-from jobs import albums, inbox, leaderboard, media, reminders, weekly_ranking
+from jobs import albums, inbox, leaderboard, media, reminders, schedule, weekly_ranking
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -66,9 +66,23 @@ HANDLER_MODULES = (
     errors,
     fallback,
 )
-JOB_MODULES = (albums, media, reminders, weekly_ranking, leaderboard, inbox)
+JOB_MODULES = (albums, media, inbox)
+# Every job with a schedule, run once per period across restarts (jobs/schedule.py).
+SCHEDULED_JOBS: tuple[schedule.ScheduledJob, ...] = (
+    reminders.SCHEDULE,
+    weekly_ranking.SCHEDULE,
+    leaderboard.SCHEDULE,
+)
+# What the schedule's tick does besides catching up.
+TICK_HOOKS: tuple[schedule.TickHook, ...] = ()
+
+
+async def catch_up(services: Services) -> None:
+    await schedule.tick(services, SCHEDULED_JOBS, TICK_HOOKS)
+
+
 # Run once as the bot starts, after the schema is up to date: work a job may have missed.
-STARTUP_HOOKS: tuple[Callable[[Services], Awaitable[None]], ...] = (reminders.catch_up,)
+STARTUP_HOOKS: tuple[Callable[[Services], Awaitable[None]], ...] = (catch_up,)
 
 
 OUTBOX_KEY = "outbox_sender"
@@ -156,4 +170,5 @@ def build_application(
         module.register(app)
     for job_module in JOB_MODULES:
         job_module.register(app)
+    schedule.register(app, SCHEDULED_JOBS, TICK_HOOKS)
     return app

@@ -38,8 +38,18 @@ from handlers import (
     report_dialog,
     reports,
     start,
+    summary,
 )
-from jobs import albums, inbox, leaderboard, media, reminders, schedule, weekly_ranking
+from jobs import (
+    albums,
+    inbox,
+    leader_summary,
+    leaderboard,
+    media,
+    reminders,
+    schedule,
+    weekly_ranking,
+)
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -59,6 +69,7 @@ HANDLER_MODULES = (
     remind,
     ranking,
     export,
+    summary,
     claims,
     points,
     redeem,
@@ -72,6 +83,8 @@ SCHEDULED_JOBS: tuple[schedule.ScheduledJob, ...] = (
     reminders.SCHEDULE,
     weekly_ranking.SCHEDULE,
     leaderboard.SCHEDULE,
+    leader_summary.WEEKLY,
+    leader_summary.DAILY,
 )
 # What the schedule's tick does besides catching up.
 TICK_HOOKS: tuple[schedule.TickHook, ...] = ()
@@ -96,10 +109,13 @@ def outbox_sender(app: GGApplication) -> OutboxSender | None:
 
 async def _chat_gone(services: Services, chat_id: int, why: str) -> None:
     """Telegram refused a scheduled message for good: a group the bot is no longer in is
-    unbound (the my_chat_member update may have been missed while the bot was down)."""
+    unbound (the my_chat_member update may have been missed while the bot was down); a person
+    is marked unreachable."""
     if chat_id < 0:
         async with services.db.begin() as session:
             await chats.unbind(session, chat_id)
+    else:  # a person: blocked the bot, or never opened it (a leader: the admins are told)
+        await leader_summary.on_private_chat_gone(services, chat_id)
 
 
 def build_application(

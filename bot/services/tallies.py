@@ -131,16 +131,30 @@ class SubjectFlows:
     reported: int = 0
     assigned: int = 0
     closed: int = 0
+    # Went overdue in the window: the deadline passed in it with the problem not rectified in
+    # time (still open, or closed with a late submission).
+    overdue: int = 0
 
 
-async def window_flows(session: AsyncSession, window: Window) -> dict[int | None, SubjectFlows]:
-    """Reported, assigned and closed within ``window``, per subject, in one aggregate query
-    (for summaries: this week against last). Subjects with nothing are absent."""
-    start, end = window.start, window.end
+async def window_flows(
+    session: AsyncSession, window: Window, as_of: datetime
+) -> dict[int | None, SubjectFlows]:
+    """Reported, assigned, closed and gone overdue within ``window`` up to ``as_of``, per
+    subject, in one aggregate query (for summaries: this week against last). Subjects with
+    nothing are absent."""
+    start, end = window.start, min(window.end, as_of)
     reported = and_(Problem.created_at >= start, Problem.created_at < end)
     assigned = and_(Problem.assigned_at >= start, Problem.assigned_at < end)
     closed = and_(
         Problem.status == Status.closed.value, Problem.closed_at >= start, Problem.closed_at < end
+    )
+    went_overdue = and_(
+        Problem.deadline >= start,
+        Problem.deadline < end,
+        or_(
+            Problem.status.in_(OPEN),
+            and_(Problem.status == Status.closed.value, Problem.submitted_on_time.is_not(True)),
+        ),
     )
     rows = await session.execute(
         select(
@@ -148,11 +162,12 @@ async def window_flows(session: AsyncSession, window: Window) -> dict[int | None
             func.count().filter(reported),
             func.count().filter(assigned),
             func.count().filter(closed),
+            func.count().filter(went_overdue),
         )
-        .where(or_(reported, assigned, closed))
+        .where(or_(reported, assigned, closed, went_overdue))
         .group_by(Problem.subject_id)
     )
     return {
-        subject_id: SubjectFlows(subject_id, int(r), int(a), int(c))
-        for subject_id, r, a, c in rows
+        subject_id: SubjectFlows(subject_id, int(r), int(a), int(c), int(o))
+        for subject_id, r, a, c, o in rows
     }

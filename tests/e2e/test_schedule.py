@@ -24,7 +24,7 @@ from tests.e2e.conftest import ADMIN, GROUP, start_world
 from tests.e2e.reminder_world import bind, drained, local, person, problem, rows
 from tests.integration.points_world import policy
 
-LIAISON, VOLUNTEER = 2001, 4001
+LIAISON, VOLUNTEER, LEADER = 2001, 4001, 5001
 MONDAY_1ST = local(2027, 2, 1, 8, 0)  # a Monday and the 1st of a month, before every job
 
 
@@ -70,6 +70,7 @@ async def test_missed_periods_are_caught_up_once_across_restarts(restarts: Resta
     async with restarts.bot() as h:
         await start_world(h)
         await person(h, LIAISON, "李联络", Role.liaison, "NH-DQ")
+        await person(h, LEADER, "郑区长", Role.leader, "NH")
         volunteer = await person(h, VOLUNTEER, "赵志愿", Role.volunteer, "NH-DQ-01")
         await bind(h, GROUP, "NH")
         await problem(h, local(2027, 1, 29, 9))  # overdue since Friday
@@ -86,9 +87,12 @@ async def test_missed_periods_are_caught_up_once_across_restarts(restarts: Resta
     async with restarts.bot() as h:
         await drained(h)
         caught = await kinds(h)
-        assert caught == Counter({"remind": 1, "overdue-group": 1, "ranking": 1, "leaderboard": 1})
+        assert caught == Counter(
+            {"remind": 1, "overdue-group": 1, "ranking": 1, "leaderboard": 1, "summary": 2}
+        )
         keys = {r.key for r in await rows(h)}
         assert f"ranking:{GROUP}:2027-W05" in keys
+        assert f"summary:{LEADER}:2027-W05" in keys  # the week just ended: 2027-W04
         assert any(k.startswith(f"leaderboard:{GROUP}:2027-01") for k in keys)  # January's
         assert [m for m in h.sb.sent(GROUP) if "志愿者积分榜" in m.content]
         assert [m for m in h.sb.sent(LIAISON) if "今日提醒（2027-02-01）" in m.content]
@@ -114,9 +118,11 @@ async def test_missed_periods_are_caught_up_once_across_restarts(restarts: Resta
         await tick(h)
         await tick(h)
         await drained(h)
-        assert await kinds(h) == caught + Counter({"remind": 1, "overdue-group": 1})
+        # (the leader is told too now: overdue more than 3 days)
+        assert await kinds(h) == caught + Counter({"remind": 1, "overdue-group": 1, "escalate": 1})
         wednesday = [r.key for r in await rows(h) if r.key.endswith("2027-02-03")]
         assert sorted(wednesday) == [
+            f"escalate:{LEADER}:2027-02-03",
             f"overdue-group:{GROUP}:2027-02-03",
             f"remind:{LIAISON}:2027-02-03",
         ]
@@ -135,11 +141,15 @@ async def test_missed_periods_are_caught_up_once_across_restarts(restarts: Resta
         await tick(h)
         assert await kinds(h) == before
 
-    # The next Monday: the week's ranking comes with the next week, not before its time.
-    clock.fixed = local(2027, 2, 8, 8, 59)
+    # The next Monday: each weekly job comes with the next week, at its time, not before.
+    clock.fixed = local(2027, 2, 8, 8, 29)
     async with restarts.bot() as h:
-        assert (await kinds(h))["ranking"] == 1
+        assert ((await kinds(h))["ranking"], (await kinds(h))["summary"]) == (1, 2)
+        clock.fixed = local(2027, 2, 8, 8, 31)
+        await tick(h)
+        assert ((await kinds(h))["ranking"], (await kinds(h))["summary"]) == (1, 4)
         clock.fixed = local(2027, 2, 8, 9, 1)
         await tick(h)
         ranking_keys = sorted(r.key for r in await rows(h) if r.kind == "ranking")
         assert ranking_keys == [f"ranking:{GROUP}:2027-W05", f"ranking:{GROUP}:2027-W06"]
+        assert (await kinds(h))["summary"] == 4

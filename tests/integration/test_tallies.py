@@ -218,21 +218,33 @@ async def test_the_counts_agree_with_the_machine(db: Database) -> None:
 async def test_flows_within_a_window(db: Database) -> None:
     await _history(db)
     async with db.begin() as s:
-        flows = await window_flows(s, NOVEMBER)
-        year = await window_flows(s, YEAR)
+        flows = await window_flows(s, NOVEMBER, NOW)
+        year = await window_flows(s, YEAR, NOW)
+        later = await window_flows(s, NOVEMBER, local(2026, 12, 5, 9))
     world_dq = flows.pop(next(k for k in flows if k is not None))
-    # November: p3 and p4 reported and assigned there; p7 reported, not yet given to anyone
-    assert (world_dq.reported, world_dq.assigned, world_dq.closed) == (2, 2, 0)
+    # November: p3 and p4 reported and assigned there; p7 reported, not yet given to anyone;
+    # p3 went overdue on 11-10 (p4's deadline, 11-30, is still to come)
+    assert (world_dq.reported, world_dq.assigned, world_dq.closed, world_dq.overdue) == (
+        2,
+        2,
+        0,
+        1,
+    )
     assert flows[None].reported == 1
+    # by December the whole month counts: p4 went overdue on 11-30 too
+    assert later[world_dq.subject_id].overdue == 2
     total_closed = sum(f.closed for f in year.values())
     assert total_closed == 5  # p1 p2 p9 p10 and 西山's
     assert sum(f.reported for f in year.values()) == 10  # all but p6 (reported in 2025)
+    # gone overdue in 2026: p2 and p9 (closed late), p3 and p8 (open); p6's deadline was in
+    # 2025, p10's extended one was met, p1 and 西山's were on time
+    assert sum(f.overdue for f in year.values()) == 4
 
 
 async def test_nothing_at_all(db: Database) -> None:
     async with db.begin() as s:
         counts = await window_counts(s, YEAR, datetime(2026, 11, 23, 1, tzinfo=UTC))
-        flows = await window_flows(s, YEAR)
+        flows = await window_flows(s, YEAR, NOW)
     assert counts.subjects == [] and flows == {}
 
 

@@ -50,7 +50,7 @@ async def summary_command(update: Update, context: Context) -> None:
             session, window, now=now, zone=services.settings.zone, rules=services.rules
         )
     tr = context._
-    post = compose_summary(services, tr, figures)
+    post = compose_summary(tr, figures, zone=services.settings.zone, rules=services.rules)
     if figures.standings.ranked:
         png = await asyncio.to_thread(
             render_ranking_chart,

@@ -127,7 +127,7 @@ def summary_messages(
     services: Services, leader: Leader, figures: Summary, chart: str | None, key_period: str
 ) -> list[NewMessage]:
     tr = services.i18n.translator(leader.locale)
-    post = compose_summary(services, tr, figures)
+    post = compose_summary(tr, figures, zone=services.settings.zone, rules=services.rules)
     key = f"{KIND}:{leader.telegram_id}:{key_period}"
     first: dict[str, Any] = {"text": post.caption}
     if chart is not None:

@@ -9,10 +9,11 @@ open each of the longest-overdue problems.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import tzinfo
 
-from bot.context import Services
 from bot.i18n import Translator
 from bot.limits import TelegramLimits
+from bot.rules import Rules
 from bot.services.ledger import reason_text
 from bot.services.ranking import Code
 from bot.services.summary import Summary, Trend
@@ -40,21 +41,21 @@ def trend(tr: Translator, figure: Trend) -> str:
     return tr("summary.trend", before=figure.before, change=mark)
 
 
-def _stamp(services: Services, summary: Summary) -> str:
-    return services.local(summary.as_of).strftime("%Y-%m-%d %H:%M")
+def _stamp(zone: tzinfo, summary: Summary) -> str:
+    return summary.as_of.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
-def caption_text(services: Services, tr: Translator, summary: Summary) -> str:
+def caption_text(tr: Translator, summary: Summary, zone: tzinfo) -> str:
     window = summary.window
     title = (
-        tr("summary.title_day", day=window.first.isoformat(), as_of=_stamp(services, summary))
+        tr("summary.title_day", day=window.first.isoformat(), as_of=_stamp(zone, summary))
         if window.first == window.last
         else tr(
             "summary.title",
             window=window_label(tr, window),
             first=window.first.isoformat(),
             last=window.last.isoformat(),
-            as_of=_stamp(services, summary),
+            as_of=_stamp(zone, summary),
         )
     )
     lines = [
@@ -80,8 +81,7 @@ def caption_text(services: Services, tr: Translator, summary: Summary) -> str:
     return text
 
 
-def body_text(services: Services, tr: Translator, summary: Summary) -> str:
-    rules = services.rules
+def body_text(tr: Translator, summary: Summary, rules: Rules) -> str:
     lines: list[tuple[str, bool]] = []
     red_rows = [r for r in summary.standings.ranked + summary.standings.apart if r.code is Code.red]
     ranking = window_label(tr, summary.ranking_window)
@@ -145,9 +145,9 @@ def body_text(services: Services, tr: Translator, summary: Summary) -> str:
     return fit(lines, lambda n: tr("remind.more", n=n), limit=LIMITS.text_max)
 
 
-def compose_summary(services: Services, tr: Translator, summary: Summary) -> SummaryPost:
+def compose_summary(tr: Translator, summary: Summary, *, zone: tzinfo, rules: Rules) -> SummaryPost:
     return SummaryPost(
-        caption_text(services, tr, summary),
-        body_text(services, tr, summary),
+        caption_text(tr, summary, zone),
+        body_text(tr, summary, rules),
         open_buttons(tr, [p.code for p in summary.longest_overdue]),
     )

@@ -55,7 +55,7 @@ def _summary(subjects: int, name_length: int) -> Summary:
                 [f"联络员{k}" * 5 for k in range(8)],
             )
             for i in range(5)
-        ],  # fmt: skip
+        ],
         ranking_window=period(WindowKind.year, date(2026, 11, 29), ZONE),
         standings=rank_subjects(counts, RankingRules()),
         changes={},

@@ -19,6 +19,7 @@ from bot.services import chats
 from bot.services.media import MediaStore
 from bot.settings import Settings
 from handlers import (
+    announce,
     claims,
     common,
     errors,
@@ -50,6 +51,7 @@ from jobs import (
     schedule,
     weekly_ranking,
 )
+from jobs import announcements as announcement_release
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -70,6 +72,7 @@ HANDLER_MODULES = (
     ranking,
     export,
     summary,
+    announce,
     claims,
     points,
     redeem,
@@ -87,7 +90,7 @@ SCHEDULED_JOBS: tuple[schedule.ScheduledJob, ...] = (
     leader_summary.DAILY,
 )
 # What the schedule's tick does besides catching up.
-TICK_HOOKS: tuple[schedule.TickHook, ...] = ()
+TICK_HOOKS: tuple[schedule.TickHook, ...] = (announcement_release.release_due,)
 
 
 async def catch_up(services: Services) -> None:

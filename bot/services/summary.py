@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.rules import Rules
 from bot.services import points_reports, reminders, snapshots, tallies
 from bot.services.points_reports import VolunteerActivity
+from bot.services.problem_machine import Status
 from bot.services.ranking import Change, Code, Standings, rank_changes, rank_subjects
 from bot.services.roles import Role
 from bot.services.tallies import SubjectFlows
@@ -142,7 +143,7 @@ async def leader_summary(
             d.subject_name,
             d.category,
             d.overdue_days,
-            d.status.value == "pending_check",
+            d.status is Status.pending_check,
             [liaison.name for liaison, _locale in liaisons.get(d.subject_id, [])],
         )
         for d in overdue[:LONGEST]

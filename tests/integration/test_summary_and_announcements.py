@@ -71,7 +71,7 @@ async def test_announcements_change_status_once(db: Database) -> None:
                 send_at=MONDAY + timedelta(hours=i),
                 respects_quiet_hours=True,
                 now=MONDAY,
-            )  # fmt: skip
+            )
             for i, target in enumerate((None, -1002, -1002))
         ]
     async with db.begin() as s:

@@ -19,6 +19,7 @@ from bot.services import chats
 from bot.services.media import MediaStore
 from bot.settings import Settings
 from handlers import (
+    announce,
     claims,
     common,
     errors,
@@ -38,8 +39,19 @@ from handlers import (
     report_dialog,
     reports,
     start,
+    summary,
 )
-from jobs import albums, inbox, leaderboard, media, reminders, weekly_ranking
+from jobs import (
+    albums,
+    inbox,
+    leader_summary,
+    leaderboard,
+    media,
+    reminders,
+    schedule,
+    weekly_ranking,
+)
+from jobs import announcements as announcement_release
 from models.base import utcnow
 
 GGApplication = Application[Any, Context, dict[Any, Any], dict[Any, Any], dict[Any, Any], Any]
@@ -59,6 +71,8 @@ HANDLER_MODULES = (
     remind,
     ranking,
     export,
+    summary,
+    announce,
     claims,
     points,
     redeem,
@@ -66,9 +80,25 @@ HANDLER_MODULES = (
     errors,
     fallback,
 )
-JOB_MODULES = (albums, media, reminders, weekly_ranking, leaderboard, inbox)
+JOB_MODULES = (albums, media, inbox)
+# Every job with a schedule, run once per period across restarts (jobs/schedule.py).
+SCHEDULED_JOBS: tuple[schedule.ScheduledJob, ...] = (
+    reminders.SCHEDULE,
+    weekly_ranking.SCHEDULE,
+    leaderboard.SCHEDULE,
+    leader_summary.WEEKLY,
+    leader_summary.DAILY,
+)
+# What the schedule's tick does besides catching up.
+TICK_HOOKS: tuple[schedule.TickHook, ...] = (announcement_release.release_due,)
+
+
+async def catch_up(services: Services) -> None:
+    await schedule.tick(services, SCHEDULED_JOBS, TICK_HOOKS)
+
+
 # Run once as the bot starts, after the schema is up to date: work a job may have missed.
-STARTUP_HOOKS: tuple[Callable[[Services], Awaitable[None]], ...] = (reminders.catch_up,)
+STARTUP_HOOKS: tuple[Callable[[Services], Awaitable[None]], ...] = (catch_up,)
 
 
 OUTBOX_KEY = "outbox_sender"
@@ -82,10 +112,13 @@ def outbox_sender(app: GGApplication) -> OutboxSender | None:
 
 async def _chat_gone(services: Services, chat_id: int, why: str) -> None:
     """Telegram refused a scheduled message for good: a group the bot is no longer in is
-    unbound (the my_chat_member update may have been missed while the bot was down)."""
+    unbound (the my_chat_member update may have been missed while the bot was down); a person
+    is marked unreachable."""
     if chat_id < 0:
         async with services.db.begin() as session:
             await chats.unbind(session, chat_id)
+    else:  # a person: blocked the bot, or never opened it (a leader: the admins are told)
+        await leader_summary.on_private_chat_gone(services, chat_id)
 
 
 def build_application(
@@ -156,4 +189,5 @@ def build_application(
         module.register(app)
     for job_module in JOB_MODULES:
         job_module.register(app)
+    schedule.register(app, SCHEDULED_JOBS, TICK_HOOKS)
     return app

@@ -10,8 +10,11 @@ admin looks at the first problem's card and history with /issue. The volunteer's
 through a report and an approved activity claim, checked with /points, and spent at a shop with
 a one-time code. Another problem is left undone, the clock moves past its deadline, and the
 morning reminders go out: the liaison's, the groups', the leader's. Then two Mondays of 晾晒
-(the second with each town's move since the first), /rank in the town's group, and the ledger
-exported by the admin.
+(the second with each town's move since the first, and the leader's Monday summary at 08:30
+before it), /rank in the town's group, the ledger exported by the admin, and an announcement
+queued for 18:00 that reaches both groups at its time. (The schedule's tick at 18:00 also catches
+up what the demo's jumping clock kept from firing that day: the day's reminders and the month's
+leaderboard, once each.)
 The transcript is printed and saved to demo-out/transcript.txt, with the last Monday's chart
 (demo-out/ranking.png) and the ledger (demo-out/ledger.xlsx).
 """
@@ -36,7 +39,7 @@ from bot.services.org import AreaSpec, import_org, parse_org_file
 from bot.services.problem_machine import Action
 from bot.services.problems import PhotoIn, ReportIn
 from bot.services.roles import AreaKind
-from jobs import reminders
+from jobs import leader_summary, reminders, schedule
 from jobs.weekly_ranking import weekly_ranking
 from models import Area
 
@@ -54,6 +57,7 @@ GROUP = -1001234567
 TOWN_GROUP = -1001234568
 RIVERSIDE = (30.7512, 120.7588)
 PRIVATE_REPORT = "村口水沟有黑臭污水"
+ANNOUNCEMENT = "典型案例：某村露天焚烧秸秆被处罚款。秋冬季严禁露天焚烧，发现请随手上报。"
 
 
 def _problem_code(message: SentMessage) -> str:
@@ -416,6 +420,44 @@ class _Seeder:
         return code
 
 
+async def play_summary(h: Harness, at: datetime) -> None:
+    """Monday 08:30: the leaders' summary of the week just ended goes to the leader privately
+    through the outbox: the ranking chart with the week's figures against the week before, then
+    the red towns and why, the longest-overdue problems with their liaisons (a button opens
+    each) and the volunteers' week. The leader opens the first problem."""
+    h.clock.fixed = at
+    assert h.app.job_queue is not None
+    (job,) = h.app.job_queue.get_jobs_by_name(leader_summary.WEEKLY.name)
+    mark = h.sb.mark()
+    await job.run(h.app)  # as the scheduler runs it at 08:30
+    details = await h.wait_for(LEADER, mark, "超期最久", timeout=20)
+    if details.buttons:
+        await h.press(LEADER, details, details.buttons[0][0])
+
+
+async def play_announcement(h: Harness) -> None:
+    """An admin queues a typical case (典型案例) for every bound group at 18:00: the preview,
+    the confirmation, the list with its cancel button; at 18:00 the schedule's tick releases it
+    to both groups."""
+    sb = h.sb
+    menu = await h.reply_to(ADMIN, "/announce")
+    await h.press(ADMIN, menu, menu.buttons[0][0])  # all bound groups
+    await h.say(ADMIN, ANNOUNCEMENT)
+    _preview, question = await h.say(ADMIN, "18:00", n=2)
+    mark = sb.mark()
+    sb.press(ADMIN, question, text="✅ 确认发布")
+    await h.wait_for(ADMIN, mark, "已排队")
+    await h.say(ADMIN, "/announcements")
+    local = h.services.local(h.services.now())
+    h.clock.fixed = datetime.combine(local.date(), time(18, 0), local.tzinfo)
+    assert h.app.job_queue is not None
+    (tick,) = h.app.job_queue.get_jobs_by_name(schedule.TICK_JOB)
+    mark = sb.mark()
+    await tick.run(h.app)  # the schedule's tick, every half minute
+    await h.wait_for(GROUP, mark, "典型案例")
+    await h.wait_for(TOWN_GROUP, mark, "典型案例")
+
+
 async def play_ranking(h: Harness, out: Path) -> None:
     """Two Mondays of 晾晒: the weekly job posts to both groups through the outbox (the job
     fires twice the first time and still posts once); in between, towns close problems and one
@@ -461,6 +503,7 @@ async def play_ranking(h: Harness, out: Path) -> None:
     await seeder.problem(towns["NH-BH"], week, 5, rectify_days=2)
     await seeder.problem(towns["NH-DZ"], week, 3, rectify_days=1)
     await seeder.problem(towns["NH-YX"], week - timedelta(days=1), 2)
+    await play_summary(h, first_monday + timedelta(days=7) - timedelta(minutes=30))
     posts = await monday(first_monday + timedelta(days=7), fire=1)
     chart = sb.file_for(posts[-1].photo[-1])
     if chart is not None:
@@ -475,3 +518,4 @@ async def play_ranking(h: Harness, out: Path) -> None:
         stored = sb.file_for(ledger.document["file_id"])
         if stored is not None:
             (out / "ledger.xlsx").write_bytes(stored.data)
+    await play_announcement(h)

@@ -94,6 +94,8 @@ class Schedules(_Strict):
     daily_reminder_time: time = time(9, 0)
     leader_summary_day: int = Field(0, ge=0, le=6)
     leader_summary_time: time = time(8, 30)
+    # Also a summary of the day before, every other morning at leader_summary_time.
+    leader_summary_daily: bool = False
     # Nothing scheduled is sent from quiet_start to quiet_end; equal times turn them off.
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)

@@ -19,6 +19,7 @@ from bot.services import chats, org
 from bot.services.chats import Binding
 from bot.services.roles import AreaKind, Role
 from handlers.common import area_label, is_group, reply
+from jobs import leader_summary
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,13 @@ def _removed(change: ChatMemberUpdated) -> bool:
 
 async def bot_membership(update: Update, context: Context) -> None:
     change = update.my_chat_member
-    if change is None or change.chat.type not in ("group", "supergroup"):
+    if change is None:
+        return
+    if change.chat.type == "private":
+        if change.new_chat_member.status == ChatMember.BANNED:  # the person blocked the bot
+            await leader_summary.on_private_chat_gone(context.services, change.chat.id)
+        return
+    if change.chat.type not in ("group", "supergroup"):
         return
     if _removed(change):
         async with context.services.db.begin() as session:

@@ -9,6 +9,7 @@ from bot.context import Context, Services
 from bot.i18n import Translator
 from bot.services.points import Entry, Kind, Policy
 from bot.services.points_reports import BoardLine, VillageBoard
+from bot.services.points_rules import receipt_no
 
 MESSAGE_LIMIT = 4000  # under Telegram's 4096, with room for a header
 
@@ -30,10 +31,6 @@ def signed(amount: int) -> str:
 
 def stamp(services: Services, moment: datetime) -> str:
     return services.local(moment).strftime("%m-%d %H:%M")
-
-
-def receipt_no(redemption_id: int) -> str:
-    return f"R{redemption_id:06d}"
 
 
 def entry_line(services: Services, tr: Translator, entry: Entry, *, notes: bool = True) -> str:

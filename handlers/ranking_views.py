@@ -87,6 +87,19 @@ def row_line(tr: Translator, row: RankingRow, change: Change | None) -> str:
     return line
 
 
+def apart_name(tr: Translator, row: RankingRow) -> str:
+    """A subject listed apart: its name, red if the override made it so, and its overdue
+    problems (carried over from before the window) so that it never reads as clean."""
+    name = row.name + (DOTS[Code.red] if row.code is Code.red else "")
+    if row.counts.overdue:
+        name += tr(
+            "rank.apart_overdue",
+            overdue=row.counts.overdue,
+            days=int(row.counts.longest_overdue_days),
+        )
+    return name
+
+
 def chart_text(tr: Translator, window: Window, as_of: datetime) -> ChartText:
     return ChartText(
         title=tr(
@@ -118,12 +131,20 @@ def _focus_line(tr: Translator, standings: Standings, focus: int) -> str | None:
     if row is None:
         return None
     if row.rank is None:
-        return tr(
+        line = tr(
             "rank.focus_apart",
             name=row.name,
             assigned=row.counts.assigned,
             min=standings.rules.min_sample,
         )
+        if row.counts.overdue:
+            line += tr(
+                "rank.focus_apart_overdue",
+                overdue=row.counts.overdue,
+                days=int(row.counts.longest_overdue_days),
+                code=code_name(tr, row.code) if row.code is not None else "",
+            ).rstrip()
+        return line
     return tr(
         "rank.focus",
         name=row.name,
@@ -194,10 +215,7 @@ def compose_ranking(
             tr(
                 "rank.apart",
                 min=standings.rules.min_sample,
-                names=tr("list.separator").join(
-                    row.name + (DOTS[Code.red] if row.code is Code.red else "")
-                    for row in standings.apart
-                ),
+                names=tr("list.separator").join(apart_name(tr, row) for row in standings.apart),
             )
         )
     formula = formula_text(tr, standings.rules)

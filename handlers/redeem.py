@@ -19,11 +19,12 @@ from bot.services.points_rules import (
     local_day,
     month_window,
     parse_checkout,
+    receipt_no,
 )
 from bot.services.redemptions import CheckoutRefusal, CheckoutRefused, IssueRefused
 from bot.services.roles import Role
 from handlers.common import is_private, reply
-from handlers.points_views import policy_of, receipt_no, stamp
+from handlers.points_views import policy_of, stamp
 from handlers.problem_views import notify
 
 

@@ -19,6 +19,7 @@ from bot.services.drafts import DraftView
 from bot.services.problem_machine import Action
 from bot.services.problems import PhotoIn, ProblemView, ReportIn, distance_m
 from bot.services.roles import AreaKind, Role, may_report_privately
+from handlers import announce as announce_dialog
 from handlers import claims as claim_dialog
 from handlers.common import is_private, reply
 from handlers.problem_actions import (
@@ -245,6 +246,8 @@ async def on_private_message(update: Update, context: Context) -> None:
         await _typed_text(update, context, draft, message)
     elif draft.kind in claim_dialog.DRAFT_KINDS:
         await claim_dialog.on_draft_message(update, context, draft, message)
+    elif draft.kind in announce_dialog.DRAFT_KINDS:
+        await announce_dialog.on_draft_message(update, context, draft, message)
 
 
 async def _typed_text(update: Update, context: Context, draft: DraftView, message: Message) -> None:

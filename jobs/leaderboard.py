@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
-
-from telegram.ext import Application
 
 from bot.context import Context, Services
 from bot.services import outbox, points_reports
 from bot.services.points_rules import month_window
 from handlers.points_views import board_lines, chunks, month_label
+from jobs.schedule import Cadence, Every, ScheduledJob
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +52,10 @@ async def monthly_leaderboards(context: Context) -> None:
     await write_leaderboards(context.services)
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    services: Services = app.bot_data["services"]
-    if app.job_queue is not None:
-        rules = services.rules.points
-        at = rules.leaderboard_time.replace(tzinfo=services.settings.zone)
-        app.job_queue.run_monthly(
-            monthly_leaderboards, at, rules.leaderboard_day, name="monthly-leaderboards"
-        )
+SCHEDULE = ScheduledJob(
+    "monthly-leaderboards",
+    lambda rules: Every(
+        Cadence.monthly, rules.points.leaderboard_time, day=rules.points.leaderboard_day
+    ),
+    write_leaderboards,
+)

@@ -2,7 +2,8 @@
 
 The job only computes what is due and writes outbox rows keyed by kind, recipient and local
 date, so running it twice (or in two processes, or again with /remind, or on a restart) writes
-nothing new. The sender delivers the rows; see bot/sending/outbox_sender.py.
+nothing new. The sender delivers the rows; see bot/sending/outbox_sender.py. When it runs (and
+catches up after a restart) is jobs/schedule.py's.
 """
 
 from __future__ import annotations
@@ -10,22 +11,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import time, timedelta
-from typing import Any
-
-from telegram.ext import Application
+from datetime import timedelta
 
 from bot.context import Context, Services
-from bot.rules import Schedules
 from bot.services import outbox, reminders
 from bot.services.outbox import NewMessage
 from jobs.reminder_texts import escalation_text, group_text, liaison_text, open_buttons
+from jobs.schedule import Cadence, Every, ScheduledJob
 
 log = logging.getLogger(__name__)
 
 JOB_NAME = "daily-reminders"
-# A morning job that could not run on time (the machine was busy or asleep) still runs.
-MISFIRE_GRACE_S = 3600
 
 
 @dataclass(frozen=True)
@@ -95,37 +91,12 @@ async def write_reminders(services: Services) -> Written:
     return written
 
 
-def should_catch_up(local: time, schedules: Schedules) -> bool:
-    """Whether a process starting at local time ``local`` should write today's reminders now:
-    the morning time has passed and the evening's quiet hours have not begun."""
-    if local < schedules.daily_reminder_time:
-        return False
-    quiet_start = schedules.quiet_start
-    if schedules.daily_reminder_time < quiet_start and schedules.quiet_start != schedules.quiet_end:
-        return local < quiet_start
-    return True
-
-
-async def catch_up(services: Services) -> None:
-    """On start: a bot that was down (or restarted) at the morning's time writes the day's
-    reminders late rather than not at all. The keys make this harmless if they were written."""
-    local = services.local(services.now()).time()
-    if should_catch_up(local, services.rules.schedules):
-        await write_reminders(services)
-
-
 async def daily_reminders(context: Context) -> None:
     await write_reminders(context.services)
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    services: Services = app.bot_data["services"]
-    if app.job_queue is None:
-        return
-    at = services.rules.schedules.daily_reminder_time.replace(tzinfo=services.settings.zone)
-    app.job_queue.run_daily(
-        daily_reminders,
-        at,
-        name=JOB_NAME,
-        job_kwargs={"misfire_grace_time": MISFIRE_GRACE_S, "coalesce": True},
-    )
+SCHEDULE = ScheduledJob(
+    JOB_NAME,
+    lambda rules: Every(Cadence.daily, rules.schedules.daily_reminder_time),
+    write_reminders,
+)

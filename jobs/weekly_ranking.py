@@ -13,8 +13,6 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from telegram.ext import Application
-
 from bot.context import Context, Services
 from bot.services import chats, outbox, snapshots, tallies
 from bot.services.charts import render_ranking_chart
@@ -22,14 +20,10 @@ from bot.services.ranking import rank_changes, rank_subjects
 from bot.services.roles import AreaKind
 from bot.services.windows import WindowKind, period, week_key
 from handlers.ranking_views import chart_text, compose_ranking
+from jobs.schedule import Cadence, Every, ScheduledJob
 
 log = logging.getLogger(__name__)
 KIND = "ranking"
-
-
-def ptb_day(monday_first: int) -> int:
-    """The rules count Monday as 0; python-telegram-bot counts Sunday as 0."""
-    return (monday_first + 1) % 7
 
 
 async def write_weekly_ranking(services: Services) -> int:
@@ -40,6 +34,10 @@ async def write_weekly_ranking(services: Services) -> int:
     week = week_key(today)
     rules = services.rules.ranking
     async with services.db.begin() as session:
+        if not await chats.bound_groups(session):
+            # Nothing to post to: no snapshot either (it records what was posted), so that a
+            # group bound later this week gets this week's ranking as it stands then.
+            return 0
         posted = await snapshots.posted_ranking(session, week, zone)
         if posted is None:
             # The period that holds yesterday: on a Monday a "week" window is the week just
@@ -95,11 +93,12 @@ async def weekly_ranking(context: Context) -> None:
     await write_weekly_ranking(context.services)
 
 
-def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    services: Services = app.bot_data["services"]
-    if app.job_queue is not None:
-        schedules = services.rules.schedules
-        at = schedules.weekly_ranking_time.replace(tzinfo=services.settings.zone)
-        app.job_queue.run_daily(
-            weekly_ranking, at, days=(ptb_day(schedules.weekly_ranking_day),), name="weekly-ranking"
-        )
+SCHEDULE = ScheduledJob(
+    "weekly-ranking",
+    lambda rules: Every(
+        Cadence.weekly,
+        rules.schedules.weekly_ranking_time,
+        weekday=rules.schedules.weekly_ranking_day,
+    ),
+    write_weekly_ranking,
+)

@@ -1,6 +1,7 @@
 """SQLAlchemy tables, one module per aggregate. Importing this package registers them all."""
 
 from models.base import Base
+from models.broadcasts import Announcement, ScheduleRun
 from models.drafts import Draft
 from models.inbox import InboxUpdate
 from models.org import Area, Chat, Invite, InviteUse, Person, RoleGrant
@@ -17,6 +18,7 @@ from models.rankings import RankingSnapshot, RankingSnapshotRow
 
 __all__ = [
     "ActivityClaim",
+    "Announcement",
     "Area",
     "Base",
     "Chat",
@@ -37,4 +39,5 @@ __all__ = [
     "RankingSnapshotRow",
     "RedemptionCode",
     "RoleGrant",
+    "ScheduleRun",
 ]

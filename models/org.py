@@ -30,8 +30,12 @@ class Person(Base):
     username: Mapped[str | None] = mapped_column(String(64))
     # None: the deployment's default locale; set only when the person chose one with /lang.
     locale: Mapped[str | None] = mapped_column(String(8))
-    # Whether the person has opened a private chat with the bot (the bot may write to them).
+    # Whether the person has opened a private chat with the bot (the bot may write to them);
+    # False again once Telegram refuses a message to them (they blocked the bot).
     started_private: Mapped[bool] = mapped_column(default=False)
+    # When the admins were told this leader cannot be written to (once, until they start the
+    # bot again).
+    unreachable_reported_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.services import people, problems
 from bot.services.org import import_org, parse_org_file
+from bot.services.points import Policy
 from bot.services.problem_machine import Action
 from bot.services.problems import PhotoIn, ReportIn
 from bot.services.roles import Role
@@ -60,10 +61,12 @@ async def story(
     reported: datetime,
     *steps: tuple[str, datetime] | tuple[str, datetime, datetime],
     category: str = "road_dust",
+    points: Policy | None = None,
 ) -> str:
     """Report a problem at ``reported``, then make each step at its moment:
     ("assign", at, deadline), ("submit", at), ("pass", at), ("fail", at), ("reject", at),
-    ("extend", at, new deadline) (asked and approved at once). Returns its code."""
+    ("extend", at, new deadline) (asked and approved at once). Returns its code. With
+    ``points``, the reporter's points are written as the bot writes them."""
     result = await problems.report_problem(
         session,
         ReportIn(
@@ -113,7 +116,13 @@ async def story(
             case _:
                 raise ValueError(name)
         outcome = await problems.transition(
-            session, code, action, world.admin_id, now=at + timedelta(seconds=1), **kwargs
+            session,
+            code,
+            action,
+            world.admin_id,
+            now=at + timedelta(seconds=1),
+            points=points,
+            **kwargs,
         )
         assert outcome is not None and not isinstance(outcome, str), (code, name, outcome)
     return code

@@ -97,3 +97,15 @@ async def unbind(session: AsyncSession, telegram_chat_id: int) -> bool:
         return False
     chat.area_id, chat.bound_by_id, chat.bound_at = None, None, None
     return True
+
+
+async def titles(session: AsyncSession, telegram_chat_ids: list[int]) -> dict[int, str]:
+    """The groups' titles as the bot last saw them (empty when it never saw one)."""
+    if not telegram_chat_ids:
+        return {}
+    rows = await session.execute(
+        select(Chat.telegram_chat_id, Chat.title).where(
+            Chat.telegram_chat_id.in_(set(telegram_chat_ids))
+        )
+    )
+    return {chat_id: title for chat_id, title in rows if title}

@@ -3,7 +3,7 @@
 A sheet builder reads the database and returns a plain ``Sheet`` (or None when it has nothing
 to contribute); ``workbook_bytes`` turns sheets into an .xlsx with openpyxl: a frozen header,
 column widths, dates as real dates in the configured zone, codes and flags as coloured cells.
-New sheets plug in by adding a builder to ``SHEET_BUILDERS`` (the points ledger goes there).
+New sheets plug in by adding a builder to ``SHEET_BUILDERS``: problems, the ranking, points.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from bot.rules import Rules
 from bot.services import tallies
 from bot.services.charts import COLOURS
 from bot.services.media import MediaStore
+from bot.services.points_rules import receipt_no
 from bot.services.problem_machine import OPEN_STATUSES, Status
 from bot.services.ranking import Code, Reason, rank_subjects
+from bot.services.roles import Role
 from bot.services.windows import Window
-from models import Area, Person, Problem, ProblemPhoto
+from models import ActivityClaim, Area, Person, PointsEntry, Problem, ProblemPhoto, RoleGrant
 
 PAGE = 500
 Translate = Callable[..., str]
@@ -307,9 +309,112 @@ async def ranking_sheet(session: AsyncSession, request: ExportRequest, progress:
     return sheet
 
 
-# The sheets of the ledger, in order. The points ledger (积分台账) plugs in here as one more
-# builder once its table exists: ``async def points_sheet(session, request, progress)``.
-SHEET_BUILDERS: tuple[SheetBuilder, ...] = (problems_sheet, ranking_sheet)
+def _activity_name(tr: Translate, key: str) -> str:
+    """The catalogue's name of an activity; a key the rules file added without one: itself."""
+    name = tr(f"activity.{key}")
+    return key if name == f"activity.{key}" else name
+
+
+async def points_sheet(session: AsyncSession, request: ExportRequest, progress: Progress) -> Sheet:
+    """积分台账: every points entry made in the window, oldest first, with the person's village,
+    why, from what, the amount and what the rule called for, who approved it, and the balance
+    right after it (the person's entries summed in the order they were written)."""
+    tr = request.tr
+    start, end = request.window.start, request.window.end
+    await progress("points", 0, 1)
+    # The balance after each entry: a running sum per person, in the order of the ledger's ids
+    # (one person's entries are written one at a time, under the lock of their balance).
+    running = select(
+        PointsEntry.id.label("entry_id"),
+        func.sum(PointsEntry.amount)
+        .over(partition_by=PointsEntry.person_id, order_by=PointsEntry.id)
+        .label("balance_after"),
+    ).subquery()
+    first_grant = (
+        select(RoleGrant.person_id, func.min(RoleGrant.id).label("grant_id"))
+        .where(RoleGrant.role == Role.volunteer.value)
+        .group_by(RoleGrant.person_id)
+        .subquery()
+    )
+    villages: dict[int, str] = dict(
+        (
+            await session.execute(
+                select(first_grant.c.person_id, Area.name)
+                .join(RoleGrant, RoleGrant.id == first_grant.c.grant_id)
+                .join(Area, Area.id == RoleGrant.area_id)
+            )
+        ).all()
+    )
+    approver = aliased(Person)
+    rows = await session.execute(
+        select(
+            PointsEntry,
+            running.c.balance_after,
+            Person.full_name,
+            approver.full_name,
+            Problem.code,
+            ActivityClaim.activity,
+        )
+        .join(running, running.c.entry_id == PointsEntry.id)
+        .join(Person, Person.id == PointsEntry.person_id)
+        .outerjoin(approver, approver.id == PointsEntry.approver_id)
+        .outerjoin(Problem, Problem.id == PointsEntry.problem_id)
+        .outerjoin(ActivityClaim, ActivityClaim.id == PointsEntry.claim_id)
+        .where(PointsEntry.at >= start, PointsEntry.at < end)
+        .order_by(PointsEntry.at, PointsEntry.id)
+    )
+    sheet = Sheet(
+        tr("export.sheet.points"),
+        [
+            Column(tr("export.col.points_at"), Kind.moment),
+            Column(tr("export.col.person")),
+            Column(tr("export.col.village")),
+            Column(tr("export.col.points_kind")),
+            Column(tr("export.col.points_reason"), wrap=True),
+            Column(tr("export.col.points_source")),
+            Column(tr("export.col.amount"), Kind.integer),
+            Column(tr("export.col.nominal"), Kind.integer),
+            Column(tr("export.col.approver")),
+            Column(tr("export.col.balance_after"), Kind.integer),
+        ],
+    )
+    for entry, balance_after, name, approver_name, code, activity in rows:
+        if entry.problem_id is not None:
+            source = code
+        elif entry.claim_id is not None:
+            source = tr("export.points_source.claim", id=entry.claim_id)
+        elif entry.redemption_id is not None:
+            source = tr("export.points_source.redemption", receipt=receipt_no(entry.redemption_id))
+        else:
+            source = None
+        reason = entry.note or (_activity_name(tr, activity) if activity else None)
+        amount = Cell(entry.amount, fill=NO_FILL) if entry.amount < 0 else entry.amount
+        # An amount cut by the daily cap, or a reversal that found the points spent: marked.
+        nominal = (
+            Cell(entry.nominal, fill=code_fill(Code.yellow))
+            if entry.nominal != entry.amount
+            else entry.nominal
+        )
+        sheet.rows.append(
+            [
+                entry.at,
+                name,
+                villages.get(entry.person_id),
+                tr(f"export.points_kind.{entry.kind}"),
+                reason,
+                source,
+                amount,
+                nominal,
+                approver_name,
+                int(balance_after),
+            ]
+        )
+    await progress("points", 1, 1)
+    return sheet
+
+
+# The sheets of the ledger, in order.
+SHEET_BUILDERS: tuple[SheetBuilder, ...] = (problems_sheet, ranking_sheet, points_sheet)
 
 
 # ---------------------------------------------------------------- writing the workbook

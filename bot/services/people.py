@@ -65,7 +65,8 @@ async def ensure_person(
     if person.full_name != full_name[:200] or person.username != username:
         person.full_name, person.username = full_name[:200], username
     if private and not person.started_private:
-        person.started_private = True
+        # Reachable again: if they become unreachable later, the admins are told again.
+        person.started_private, person.unreachable_reported_at = True, None
     return person
 
 

@@ -41,6 +41,11 @@ def competition_ranks(scores: dict[int, int]) -> dict[int, int]:
     return {key: first_at[score] for key, score in scores.items()}
 
 
+def receipt_no(redemption_id: int) -> str:
+    """A redemption's receipt number, as the shop, the volunteer and the ledger show it."""
+    return f"R{redemption_id:06d}"
+
+
 def format_code(number: int) -> str:
     if not 0 <= number < CODE_SPACE:
         raise ValueError(number)

@@ -4,13 +4,17 @@
     score = 100 × (w_closure × closure + w_on_time × on_time) − penalty × O, clipped to 0..100
 
 A counts the problems assigned to the subject in the window (rejected ones excluded), C those
-closed, T those closed on time, D those closed or past their deadline, O those open and overdue.
+closed, T those closed on time, D those closed or past their deadline. O counts every problem of
+the subject open and overdue now that was assigned before the window's end, including those
+assigned before it began (a problem carried over into a new year still counts against its town).
 A rate with nothing to count (A or D of 0) is shown as "—" and counts as full in the score: a
 problem not yet due does not count against anyone. Ties: fewer overdue, then fewer average days
 to rectify, then the name. Subjects tied on all three share a rank and a code: the name orders
 the listing but is no merit. Codes: the top third by rank green, the bottom third red, the rest
 yellow; any problem overdue more than ``red_if_overdue_days`` makes the subject red whatever its
-rank. A subject with fewer assigned problems than ``min_sample`` is listed apart, not ranked.
+rank. A subject with fewer assigned problems than ``min_sample`` is listed apart, not ranked;
+if it has overdue problems (carried over from before the window) the listing says so, and the
+red override applies to it too: too few new problems to rank is never a clean sheet.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class SubjectCounts:
     closed: int = 0  # C
     closed_on_time: int = 0  # T
     due: int = 0  # D: closed, or open past the deadline
-    overdue: int = 0  # O: open past the deadline
+    overdue: int = 0  # O: open past the deadline (also those assigned before the window)
     longest_overdue_days: float = 0.0
     rectify_days_total: float = 0.0  # over the C closed ones: assigned → accepted submission
 
@@ -57,14 +61,21 @@ class SubjectCounts:
         return round(self.rectify_days_total / self.closed, 1) if self.closed else None
 
 
-REASON_KINDS = ("top_third", "middle", "bottom_third", "overdue_over", "below_min_sample")
+REASON_KINDS = (
+    "top_third",
+    "middle",
+    "bottom_third",
+    "overdue_over",
+    "below_min_sample",
+    "overdue_apart",
+)
 
 
 @dataclass(frozen=True)
 class Reason:
     """Why a subject got its code (or was not ranked), for people to read."""
 
-    kind: str  # top_third | middle | bottom_third | overdue_over | below_min_sample
+    kind: str  # one of REASON_KINDS
     values: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -88,7 +99,7 @@ class RankingRow:
 @dataclass(frozen=True)
 class Standings:
     ranked: list[RankingRow]  # by rank, then name
-    apart: list[RankingRow]  # below the minimum sample, by name
+    apart: list[RankingRow]  # below the minimum sample: red, then overdue, then the rest; by name
     rules: RankingRules
 
     def row(self, subject_id: int) -> RankingRow | None:
@@ -138,6 +149,8 @@ def rank_subjects(counts: Iterable[SubjectCounts], rules: RankingRules) -> Stand
             reasons = [
                 Reason("below_min_sample", {"assigned": item.assigned, "min": rules.min_sample})
             ]
+            if item.overdue:  # not ranked, but not clean either: say what is overdue
+                reasons.append(Reason("overdue_apart", {"overdue": item.overdue}))
             if override is not None:
                 reasons.append(override)
             apart.append(
@@ -167,7 +180,8 @@ def rank_subjects(counts: Iterable[SubjectCounts], rules: RankingRules) -> Stand
             code = Code.red
             reasons.append(override)
         rows.append(RankingRow(item, score_, rank, code, tuple(reasons)))
-    apart.sort(key=lambda r: (r.name, r.subject_id))
+    # Those with overdue problems first (red ones first of all), so that they stand out.
+    apart.sort(key=lambda r: (r.code is not Code.red, not r.counts.overdue, r.name, r.subject_id))
     return Standings(rows, apart, rules)
 
 

@@ -105,7 +105,7 @@ async def _open_problems(
     ]
 
 
-async def _liaisons(session: AsyncSession) -> dict[int, list[tuple[Liaison, str | None]]]:
+async def subject_liaisons(session: AsyncSession) -> dict[int, list[tuple[Liaison, str | None]]]:
     """subject id → its liaisons, with each one's locale."""
     rows = await session.execute(
         select(RoleGrant.area_id, Person.telegram_id, Person.full_name, Person.locale)
@@ -128,7 +128,7 @@ async def liaison_digests(
     due = [
         d for d in await _open_problems(session, now, zone, within) if d.status is Status.rectifying
     ]
-    liaisons = await _liaisons(session)
+    liaisons = await subject_liaisons(session)
     digests: dict[int, LiaisonDigest] = {}
     for item in due:
         for liaison, locale in liaisons.get(item.subject_id, []):
@@ -147,7 +147,7 @@ async def group_overdue(session: AsyncSession, now: datetime, zone: tzinfo) -> l
     overdue = [d for d in await _open_problems(session, now, zone, timedelta(0)) if d.overdue_days]
     if not overdue:
         return []
-    liaisons = await _liaisons(session)
+    liaisons = await subject_liaisons(session)
     groups = await session.execute(
         select(Chat.telegram_chat_id, Area.id, Area.kind)
         .join(Area, Area.id == Chat.area_id)

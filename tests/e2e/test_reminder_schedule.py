@@ -10,7 +10,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.harness import running_bot
-from jobs.reminders import JOB_NAME, MISFIRE_GRACE_S
+from jobs.reminders import JOB_NAME
+from jobs.schedule import MISFIRE_GRACE_S
 from tests.e2e.conftest import ADMIN
 
 

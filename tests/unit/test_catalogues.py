@@ -11,6 +11,7 @@ from babel.messages.pofile import read_po
 
 from bot.i18n import LOCALES, LOCALES_DIR, Catalogues
 from bot.rules import load_rules
+from bot.services.announcements import CancelRefusal, TimeError
 from bot.services.claims import ClaimRefusal
 from bot.services.invites import InviteRefusal
 from bot.services.points import CorrectionRefusal, Kind
@@ -70,7 +71,11 @@ def _used_keys() -> set[str]:
     keys |= {f"rank.code.{c.value}" for c in Code} | {"rank.code.none"}
     keys |= {f"rank.error.{e.value}" for e in WindowError}
     keys |= {f"rank.reason.{k}" for k in REASON_KINDS}
-    keys |= {f"export.stage.{s}" for s in ("problems", "ranking", "writing")}
+    keys |= {f"export.stage.{s}" for s in ("problems", "ranking", "points", "writing")}
+    keys |= {f"export.points_kind.{k.value}" for k in Kind}
+    keys |= {f"announce.time.{e.value}" for e in TimeError}
+    keys |= {f"announce.cannot_cancel.{r.value}" for r in CancelRefusal}
+    keys |= {f"announce.history.{s}" for s in ("released", "dropped", "cancelled")}
     # Points: ledger lines, activities, and every refusal.
     keys |= {f"points.entry.{k.value}" for k in Kind}
     keys |= {f"activity.{a}" for a in load_rules().points.activities}

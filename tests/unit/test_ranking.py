@@ -232,7 +232,23 @@ def test_an_unranked_subject_with_a_long_overdue_problem_is_still_red() -> None:
     standings = rank_subjects(rows, RankingRules(min_sample=2))
     (small,) = standings.apart
     assert small.rank is None and small.code is R
-    assert [r.kind for r in small.reasons] == ["below_min_sample", "overdue_over"]
+    assert [r.kind for r in small.reasons] == ["below_min_sample", "overdue_apart", "overdue_over"]
+
+
+def test_an_unranked_subject_with_overdue_problems_says_so() -> None:
+    """Nothing assigned in the window, but problems carried over and overdue: listed apart,
+    never clean; red only beyond the override's days."""
+    rows = [c("carried", 0, 0, 0, 0, 2, longest=3.0), c("quiet", 0, 0, 0, 0), c("big", 5, 5, 5, 5)]
+    standings = rank_subjects(rows, DEFAULT)
+    carried, quiet = standings.apart
+    assert (carried.name, carried.code) == ("carried", None)
+    assert [(r.kind, dict(r.values)) for r in carried.reasons] == [
+        ("below_min_sample", {"assigned": 0, "min": 1}),
+        ("overdue_apart", {"overdue": 2}),
+    ]
+    assert [r.kind for r in quiet.reasons] == ["below_min_sample"]
+    late = rank_subjects([c("carried", 0, 0, 0, 0, 2, longest=8.0)], DEFAULT).apart[0]
+    assert late.code is R
 
 
 # Each weight and threshold changed in a rules file's `ranking` section, one at a time.

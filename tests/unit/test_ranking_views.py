@@ -74,6 +74,41 @@ def test_a_small_ranking_is_one_caption() -> None:
     assert "{" not in post.caption
 
 
+@pytest.mark.parametrize(
+    ("locale", "listing", "focus"),
+    [
+        (
+            "zh_CN",
+            "未排名（交办少于 1 件）：北湖镇🔴（超期 2 件，最久 9 天）、"
+            "南岭镇（超期 1 件，最久 3 天）、中洲镇",
+            "👉 本群单位 北湖镇：本期交办 0 件，少于 1 件，不参加排名；"
+            "但有 2 件超期问题，最久 9 天 红码",
+        ),
+        (
+            "en",
+            "Not ranked (fewer than 1 assigned): 北湖镇🔴 (2 overdue, longest 9 days), 南岭镇"
+            " (1 overdue, longest 3 days), 中洲镇",
+            "👉 This group's 北湖镇: 0 assigned in this period, fewer than 1, so not ranked;"
+            " but 2 overdue, the longest 9 days red",
+        ),
+    ],
+)
+def test_an_unranked_subject_with_overdue_problems_does_not_read_clean(
+    locale: str, listing: str, focus: str
+) -> None:
+    tr = CATALOGUES.translator(locale)
+    rows = [
+        SubjectCounts(1, "东桥镇", assigned=4, closed=4, closed_on_time=4, due=4),
+        SubjectCounts(2, "北湖镇", overdue=2, longest_overdue_days=9.5),
+        SubjectCounts(3, "南岭镇", overdue=1, longest_overdue_days=3.2),
+        SubjectCounts(4, "中洲镇"),
+    ]
+    standings = rank_subjects(rows, RankingRules())
+    lines = compose_ranking(tr, standings, {}, WINDOW, AS_OF, focus=2).caption.splitlines()
+    assert listing in lines
+    assert lines[2] == focus
+
+
 @pytest.mark.parametrize("locale", LOCALES)
 @pytest.mark.parametrize("name_length", [4, 12])
 def test_a_hundred_subjects_stay_within_telegram_limits(locale: str, name_length: int) -> None:

@@ -23,7 +23,7 @@ from bot.services.reminders import (
     is_due_soon,
 )
 from jobs.reminder_texts import TEXT_LIMIT, fit, group_text, utf16_len
-from jobs.reminders import should_catch_up
+from jobs.schedule import Cadence, Every, catch_up_period, period_of
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -89,19 +89,46 @@ def test_retry_backoff_doubles_up_to_an_hour() -> None:
     assert retry_delay(30) == timedelta(hours=1)
 
 
+DAILY = Every(Cadence.daily, time(9))
+WEEKLY = Every(Cadence.weekly, time(9), weekday=0)
+MONTHLY = Every(Cadence.monthly, time(9), day=1)
+
+
 @pytest.mark.parametrize(
-    ("local", "schedules", "expected"),
+    ("every", "local", "quiet", "expected"),
     [
-        (time(8, 59), {}, False),  # the job itself is still to come
-        (time(9), {}, True),
-        (time(20, 59), {}, True),
-        (time(21), {}, False),  # quiet: it would only go out tomorrow beside tomorrow's
-        (time(23), {"quiet_start": time(0), "quiet_end": time(0)}, True),
-        (time(7, 30), {"daily_reminder_time": time(7)}, True),  # held until 08:00
+        (DAILY, datetime(2026, 3, 10, 8, 59), (21, 8), None),  # the job itself is still to come
+        (DAILY, datetime(2026, 3, 10, 9), (21, 8), "2026-03-10"),
+        (DAILY, datetime(2026, 3, 10, 20, 59), (21, 8), "2026-03-10"),
+        (DAILY, datetime(2026, 3, 10, 21), (21, 8), None),  # quiet: it would go out tomorrow
+        (DAILY, datetime(2026, 3, 11, 8, 30), (21, 8), None),  # the next day: not yesterday's
+        (DAILY, datetime(2026, 3, 10, 23), (0, 0), "2026-03-10"),  # no quiet hours
+        # a 07:00 job inside quiet hours (to 08:00) is caught up at their end
+        (Every(Cadence.daily, time(7)), datetime(2026, 3, 10, 7, 30), (21, 8), None),
+        (Every(Cadence.daily, time(7)), datetime(2026, 3, 10, 8), (21, 8), "2026-03-10"),
+        (WEEKLY, datetime(2026, 11, 23, 8, 59), (21, 8), None),  # Monday, before its time
+        (WEEKLY, datetime(2026, 11, 23, 9), (21, 8), "2026-W48"),
+        (WEEKLY, datetime(2026, 11, 29, 20), (21, 8), "2026-W48"),  # Sunday: still that week
+        (WEEKLY, datetime(2026, 11, 30, 8), (21, 8), None),  # the next Monday, before 09:00
+        # Wednesday's 18:30 job on Tuesday: not yet
+        (Every(Cadence.weekly, time(18, 30), weekday=2), datetime(2026, 11, 24, 19), (0, 0), None),
+        (MONTHLY, datetime(2026, 11, 1, 8, 59), (21, 8), None),
+        (MONTHLY, datetime(2026, 11, 5, 10), (21, 8), "2026-11"),
+        (MONTHLY, datetime(2026, 11, 30, 22), (21, 8), None),  # quiet
     ],
 )
-def test_catch_up_on_start(local: time, schedules: dict[str, time], expected: bool) -> None:
-    assert should_catch_up(local, Schedules(**schedules)) is expected
+def test_catch_up_period(
+    every: Every, local: datetime, quiet: tuple[int, int], expected: str | None
+) -> None:
+    at = local.replace(tzinfo=SH)
+    assert catch_up_period(every, at, time(quiet[0]), time(quiet[1])) == expected
+
+
+def test_period_and_due_moment() -> None:
+    at = datetime(2026, 11, 26, 12, tzinfo=SH)  # a Thursday
+    assert period_of(WEEKLY, at) == ("2026-W48", datetime(2026, 11, 23, 9, tzinfo=SH))
+    assert period_of(MONTHLY, at) == ("2026-11", datetime(2026, 11, 1, 9, tzinfo=SH))
+    assert period_of(DAILY, at) == ("2026-11-26", datetime(2026, 11, 26, 9, tzinfo=SH))
 
 
 def _more(n: int) -> str:

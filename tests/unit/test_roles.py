@@ -45,7 +45,7 @@ def test_commands_per_role() -> None:
     assert commands_for([V]) == [*member, "rank", "claim", "points", "redeem"]
     admin = [
         *("issues", "remind", "invite", "bindgroup", "rank", "export"),
-        *("adjust", "ledger", "leaderboard", "parked"),
+        *("adjust", "ledger", "leaderboard", "parked", "summary", "announce", "announcements"),
     ]
     assert commands_for([A]) == [*member, *admin]
     assert commands_for([V, C]) == [
@@ -54,7 +54,7 @@ def test_commands_per_role() -> None:
         *("claim", "points", "redeem"),
     ]
     assert commands_for([Role.liaison]) == [*member, "issues", "rectified", "rank"]
-    assert commands_for([Role.leader]) == [*member, "issues", "rank", "export"]
+    assert commands_for([Role.leader]) == [*member, "summary", "issues", "rank", "export"]
     assert commands_for([Role.shop]) == [*member, "checkout", "shop"]
 
 

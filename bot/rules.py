@@ -39,6 +39,8 @@ class Category(_Strict):
     name: LocalizedName
     lead_department: LocalizedName
     default_deadline_days: int = Field(gt=0, le=365)
+    # Words in a report's caption that point to this category (besides its names).
+    keywords: list[str] = Field(default_factory=list)
 
 
 class Deadlines(_Strict):
@@ -163,6 +165,19 @@ class Rules(_Strict):
 
     def category(self, key: str) -> Category | None:
         return next((c for c in self.categories if c.key == key), None)
+
+    def guess_category(self, text: str) -> str | None:
+        """The category a caption points to: the one whose name or keyword found in it is
+        longest (the most specific), the earlier category on a tie; None if nothing matches."""
+        lowered = text.lower()
+        best: tuple[int, int] | None = None
+        found: str | None = None
+        for index, category in enumerate(self.categories):
+            words = [category.name.zh_CN, category.name.en, *category.keywords]
+            length = max((len(w) for w in words if w and w.lower() in lowered), default=0)
+            if length and (best is None or (-length, index) < best):
+                best, found = (-length, index), category.key
+        return found
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -20,15 +20,6 @@ from jobs import albums, media
 log = logging.getLogger(__name__)
 
 
-def guess_category(context: Context, text: str) -> str | None:
-    lowered = text.lower()
-    for category in context.services.rules.categories:
-        names = (category.name.zh_CN, category.name.en.lower())
-        if any(name and name in lowered for name in names):
-            return category.key
-    return None
-
-
 def _part(message: Message, photo: PhotoIn) -> Part:
     assert message.from_user is not None
     return Part(
@@ -55,7 +46,7 @@ async def create_group_report(
     first = parts[0]
     caption = next((p.caption for p in parts if p.caption), "") or ""
     description = strip_tag(caption)
-    guessed = guess_category(context, description)
+    guessed = context.services.rules.guess_category(description)
     source_key = f"g:{first.media_group_id}" if first.media_group_id else f"m:{first.message_id}"
     now = services.now()
     async with services.db.begin() as session:

@@ -113,7 +113,12 @@ def group_text(tr: Translator, group: GroupOverdue, today: str) -> str:
             days=subject.problems[0].overdue_days,
             codes=codes,
         )
-        lines.append((html.escape(line) + (" " + mentions if mentions else ""), True))
+        line = html.escape(line)
+        if mentions:  # named and linked, so that each liaison is notified
+            slot = "\x00"  # the catalogue's text is escaped, the links go in as they are
+            label = html.escape(tr("remind.group_liaisons", mentions=slot))
+            line += label.replace(slot, mentions)
+        lines.append((line, True))
     return fit(lines, lambda n: html.escape(tr("remind.group_more", n=n)))
 
 

@@ -152,6 +152,7 @@ async def test_one_message_per_person_with_buttons_to_open_each(town: Harness) -
     html = next(r for r in await rows(h) if r.chat_id == TOWN_GROUP).payload["text"]
     assert f'<a href="tg://user?id={LIAISON}">李联络</a>' in html
     assert f'<a href="tg://user?id={BOTH}">吴&lt;两镇&gt;</a>' in html
+    assert "（联络员：李联络 吴<两镇>）" in town_list  # said who they are, not just named
     assert formatting.plain_text(html, "HTML") == town_list
 
     card = await h.press(LIAISON, mine, f"查看 {codes[0]}")

@@ -148,3 +148,34 @@ def test_no_district_location_by_default(tmp_path: Path) -> None:
     assert load_rules(own).district_geo is None
     example = load_rules(Path(__file__).resolve().parents[2] / "examples" / "rules.yaml")
     assert example.district_geo is not None and example.district_geo.radius_km == 40
+
+
+@pytest.mark.parametrize(
+    ("caption", "category"),
+    [
+        ("河边有人露天焚烧垃圾", "open_burning"),  # the category's own name
+        ("这里有人烧垃圾", "open_burning"),  # 烧垃圾 (3) is more specific than 垃圾 (2)
+        ("村口乱倒垃圾", "household_waste"),
+        ("村口水沟有黑臭污水", "rural_sewage"),
+        ("工地扬尘很大", "construction_dust"),
+        ("晚上KTV噪音扰民", "noise"),
+        ("养猪场粪污直排河道", "manure"),
+        ("Someone is BURNING trash", "open_burning"),  # English, any case
+        ("随便说说", None),
+        ("", None),
+    ],
+)
+def test_a_caption_points_to_a_category(caption: str, category: str | None) -> None:
+    assert load_rules().guess_category(caption) == category
+
+
+def test_keywords_come_from_the_rules_file(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "categories:\n"
+        "  - {key: other, group: other, default_deadline_days: 5, keywords: [怪味],\n"
+        "     name: {zh_CN: 其他, en: Other}, lead_department: {zh_CN: 环保办, en: Office}}\n",
+        encoding="utf-8",
+    )
+    assert load_rules(rules).guess_category("一股怪味") == "other"
+    assert load_rules(rules).guess_category("烧垃圾") is None  # the defaults are replaced

@@ -253,7 +253,7 @@ async def bench_sqlite(path: Path, repeat: int) -> dict[str, float]:
 
     async def ours() -> Any:
         async with db.begin() as session:
-            counts = await window_counts(session, window, NOW)
+            counts = await window_counts(session, window, NOW, ZONE)
         return rank_subjects(counts.subjects, rules)
 
     try:
@@ -353,7 +353,7 @@ async def bench_postgres(rows: int, repeat: int) -> dict[str, float] | None:
 
         async def ours() -> Any:
             async with db.begin() as session:
-                counts = await window_counts(session, window, NOW)
+                counts = await window_counts(session, window, NOW, ZONE)
             return rank_subjects(counts.subjects, rules)
 
         try:

@@ -73,7 +73,7 @@ async def rank_command(update: Update, context: Context) -> None:
     now = services.now()
     rules = services.rules.ranking
     async with services.db.begin() as session:
-        counts = await tallies.window_counts(session, window, now)
+        counts = await tallies.window_counts(session, window, now, services.settings.zone)
         posted = await snapshots.latest_posted(session, services.settings.zone)
     standings = rank_subjects(counts.subjects, rules)
     # Moves are shown against the last weekly post, when it ranked the same window.

@@ -44,7 +44,7 @@ async def write_weekly_ranking(services: Services) -> int:
             # ended, and on the first Monday of a month a "month" window is the whole month
             # before, not a day of the new one.
             window = period(WindowKind(rules.window), today - timedelta(days=1), zone)
-            counts = await tallies.window_counts(session, window, now)
+            counts = await tallies.window_counts(session, window, now, zone)
             await snapshots.take_snapshot(
                 session, week, window, rank_subjects(counts.subjects, rules), now=now
             )

@@ -258,7 +258,7 @@ async def ranking_sheet(session: AsyncSession, request: ExportRequest, progress:
     """The ranking of the chosen window, with every count behind each score."""
     tr = request.tr
     await progress("ranking", 0, 1)
-    counts = await tallies.window_counts(session, request.window, request.as_of)
+    counts = await tallies.window_counts(session, request.window, request.as_of, request.zone)
     standings = rank_subjects(counts.subjects, request.rules.ranking)
     sheet = Sheet(
         tr("export.sheet.ranking"),

@@ -9,7 +9,7 @@ derived from the state and a moment, never stored.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from enum import StrEnum
 
 from bot.services.roles import Role
@@ -210,6 +210,15 @@ def overdue_days(state: ProblemState, now: datetime) -> float:
     if not is_overdue(state, now) or state.deadline is None:
         return 0.0
     return (now - state.deadline).total_seconds() / 86400
+
+
+def days_overdue(deadline: datetime, now: datetime, zone: tzinfo) -> int:
+    """Local calendar days past the deadline, as people count them (due 11-27, today 12-14:
+    17 days): 0 until it passes, then at least 1. Reminders, the ranking and the summaries all
+    say this number."""
+    if now <= deadline:
+        return 0
+    return max(1, (now.astimezone(zone).date() - deadline.astimezone(zone).date()).days)
 
 
 def closed_on_time(state: ProblemState) -> bool:

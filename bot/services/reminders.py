@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.problem_machine import OPEN_STATUSES, Status
+from bot.services.problem_machine import OPEN_STATUSES, Status, days_overdue
 from bot.services.roles import AreaKind, Role
 from models import Area, Chat, Person, Problem, RoleGrant
 
@@ -55,13 +55,6 @@ class SubjectOverdue:
 class GroupOverdue:
     chat_id: int
     subjects: list[SubjectOverdue]
-
-
-def days_overdue(deadline: datetime, now: datetime, zone: tzinfo) -> int:
-    """Local calendar days past the deadline: 0 until it passes, then at least 1."""
-    if now <= deadline:
-        return 0
-    return max(1, (now.astimezone(zone).date() - deadline.astimezone(zone).date()).days)
 
 
 def is_due_soon(deadline: datetime, now: datetime, within: timedelta) -> bool:

@@ -126,7 +126,7 @@ async def leader_summary(
 
     last_day = (until - timedelta(microseconds=1)).astimezone(zone).date()
     ranking_window = period(WindowKind(rules.ranking.window), last_day, zone)
-    counts = await tallies.window_counts(session, ranking_window, now)
+    counts = await tallies.window_counts(session, ranking_window, now, zone)
     standings = rank_subjects(counts.subjects, rules.ranking)
     posted = await snapshots.latest_posted(session, zone)
     same = posted is not None and (posted.window.kind, posted.window.first) == (

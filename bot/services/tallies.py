@@ -17,13 +17,13 @@ submission).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, extract, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.services.problem_machine import OPEN_STATUSES, Status
+from bot.services.problem_machine import OPEN_STATUSES, Status, days_overdue
 from bot.services.ranking import SubjectCounts
 from bot.services.roles import AreaKind
 from bot.services.windows import Window
@@ -83,7 +83,9 @@ def counts_query(dialect: str, window: Window, as_of: datetime) -> Select[*tuple
     )
 
 
-async def window_counts(session: AsyncSession, window: Window, as_of: datetime) -> WindowCounts:
+async def window_counts(
+    session: AsyncSession, window: Window, as_of: datetime, zone: tzinfo
+) -> WindowCounts:
     """Every subject's counts over ``window``, the problems as they stand at ``as_of`` (now).
 
     The statuses are today's: ``as_of`` only says when a deadline counts as passed. ``overdue``
@@ -115,7 +117,7 @@ async def window_counts(session: AsyncSession, window: Window, as_of: datetime) 
                 due=int(row.due),
                 overdue=int(row.overdue),
                 longest_overdue_days=(
-                    (as_of - oldest).total_seconds() / 86400 if oldest is not None else 0.0
+                    float(days_overdue(oldest, as_of, zone)) if oldest is not None else 0.0
                 ),
                 rectify_days_total=float(row.rectify_days or 0.0),
             )

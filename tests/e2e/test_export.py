@@ -365,9 +365,9 @@ async def test_the_ledger_cell_by_cell(ledger_bot: Harness) -> None:
     # 12 days since 11-10. 北湖: its one problem was rejected: not ranked.
     assert rows[1:4] == [
         [1, "东桥镇", "NH-DQ", "红码", 70.0, 2, 2, 1, 2, 1, 1, 0.5, 12.5,
-         "第 1/2 名，居中、有问题超期 321 天（超过 7 天即红码）"],
+         "第 1/2 名，居中、有问题超期 322 天（超过 7 天即红码）"],
         [2, "西山街道", "NH-XS", "红码", 0.0, 2, 0, 0, 2, 2, 0, 0, None,
-         "第 2/2 名，居中、有问题超期 12 天（超过 7 天即红码）"],
+         "第 2/2 名，居中、有问题超期 13 天（超过 7 天即红码）"],
         [None, "北湖镇", "NH-BH", "未排名", None, 0, 0, 0, 0, 0, None, None, None,
          "交办 0 件，少于 1 件"],
     ]  # fmt: skip

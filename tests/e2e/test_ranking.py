@@ -123,7 +123,7 @@ async def test_the_monday_post_goes_once_even_if_the_job_fires_twice(ranked: Har
     lines = post.content.splitlines()
     assert lines[0] == "📊 晾晒排名 · 2026年（截至 2026-11-23 09:00）"
     assert "1. 🟢 东桥镇  100.0分  整改100%  按期100%  超期0" in lines
-    assert "3. 🔴 西山街道  0.0分  整改0%  按期0%  超期1  ⚠️超期12天" in lines
+    assert "3. 🔴 西山街道  0.0分  整改0%  按期0%  超期1  ⚠️超期13天" in lines
     assert lines[-1].startswith("算法：得分 = 100 ×（0.5 × 整改率 + 0.5 × 按期率）− 5 × 超期件数")
     town = _photos(h, TOWN_GROUP, mark)[0].content
     assert "👉 本群单位 西山街道：第 3/3 名，红码，0.0分" in town.splitlines()

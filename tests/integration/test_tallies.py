@@ -146,7 +146,7 @@ async def test_counts_of_the_year(db: Database) -> None:
     await _history(db)
     with counting_queries(db) as statements:
         async with db.begin() as s:
-            counts = await window_counts(s, YEAR, NOW)
+            counts = await window_counts(s, YEAR, NOW, SHANGHAI)
     on_problems = [q for q in statements if "FROM problems" in q]
     assert len(on_problems) == 1, statements  # one aggregate, whatever the number of rows
     by_code = {c.area_code: c for c in counts.subjects}
@@ -155,8 +155,9 @@ async def test_counts_of_the_year(db: Database) -> None:
     # cohort p1 p2 p3 p4 p8 p9 p10: closed p1 p2 p9 p10, on time p1 p10, due p1 p2 p3 p8 p9
     # p10; overdue p3 p8 of the cohort and p6, carried over from 2025
     assert (dq.assigned, dq.closed, dq.closed_on_time, dq.overdue, dq.due) == (7, 4, 2, 3, 6)
-    # the oldest overdue deadline is p6's, 2025-12-08 10:00 local, 350 days before 11-23 09:00
-    assert dq.longest_overdue_days == pytest.approx(350 - 1 / 24, abs=1e-3)
+    # the oldest overdue deadline is p6's, 2025-12-08 10:00 local: 350 days by the calendar
+    # on 11-23 (09:00, though 23 hours short of 350 full days: people count dates)
+    assert dq.longest_overdue_days == 350
     # days to rectify (assigned → accepted submission): 5 + 6 + 19 + 14
     assert dq.rectify_days_total == pytest.approx(44, abs=1e-3)
     assert dq.average_rectify_days == 11.0
@@ -177,8 +178,8 @@ async def test_counts_of_the_year(db: Database) -> None:
 async def test_a_narrower_window_and_a_later_moment(db: Database) -> None:
     await _history(db)
     async with db.begin() as s:
-        november = await window_counts(s, NOVEMBER, NOW)
-        later = await window_counts(s, NOVEMBER, local(2026, 12, 5, 9))
+        november = await window_counts(s, NOVEMBER, NOW, SHANGHAI)
+        later = await window_counts(s, NOVEMBER, local(2026, 12, 5, 9), SHANGHAI)
     dq = {c.area_code: c for c in november.subjects}["NH-DQ"]
     # cohort p3 p4: p3 overdue and due, p4 not yet; overdue also p8 (October) and p6 (2025)
     assert (dq.assigned, dq.closed, dq.overdue, dq.due) == (2, 0, 3, 1)
@@ -190,7 +191,7 @@ async def test_the_counts_agree_with_the_machine(db: Database) -> None:
     """Recount every subject from the rows with the pure machine's own definitions."""
     await _history(db)
     async with db.begin() as s:
-        counts = {c.subject_id: c for c in (await window_counts(s, YEAR, NOW)).subjects}
+        counts = {c.subject_id: c for c in (await window_counts(s, YEAR, NOW, SHANGHAI)).subjects}
         rows = (await s.scalars(select(Problem))).all()
         expected: dict[int, list[int]] = {sid: [0, 0, 0, 0, 0] for sid in counts}
         for row in rows:
@@ -243,7 +244,7 @@ async def test_flows_within_a_window(db: Database) -> None:
 
 async def test_nothing_at_all(db: Database) -> None:
     async with db.begin() as s:
-        counts = await window_counts(s, YEAR, datetime(2026, 11, 23, 1, tzinfo=UTC))
+        counts = await window_counts(s, YEAR, datetime(2026, 11, 23, 1, tzinfo=UTC), SHANGHAI)
         flows = await window_flows(s, YEAR, NOW)
     assert counts.subjects == [] and flows == {}
 
@@ -315,7 +316,8 @@ async def test_overdue_carried_into_a_new_window_counts_and_turns_red(db: Databa
     the window's own."""
     await _new_year(db)
     async with db.begin() as s:
-        counts = {c.area_code: c for c in (await window_counts(s, YEAR_2027, JAN_5)).subjects}
+        found = await window_counts(s, YEAR_2027, JAN_5, SHANGHAI)
+    counts = {c.area_code: c for c in found.subjects}
     dq, bh, xs = counts["NH-DQ"], counts["NH-BH"], counts["NH-XS"]
     # 东桥镇: no cohort at all, one carried over overdue 9 days (the closed and the not yet due
     # December problems count nowhere)
@@ -354,7 +356,8 @@ async def test_a_past_window_counts_overdue_assigned_before_its_end_only(db: Dat
     await _new_year(db)
     december = period(WindowKind.month, date(2026, 12, 1), SHANGHAI)
     async with db.begin() as s:
-        counts = {c.area_code: c for c in (await window_counts(s, december, JAN_5)).subjects}
+        found = await window_counts(s, december, JAN_5, SHANGHAI)
+    counts = {c.area_code: c for c in found.subjects}
     # 北湖镇's January problem (overdue since 01-03) is not December's; its December one is
     assert (counts["NH-BH"].assigned, counts["NH-BH"].overdue) == (1, 1)
     # 东桥镇: three assigned in December, one closed on time, one overdue, one not yet due

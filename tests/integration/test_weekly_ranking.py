@@ -122,7 +122,7 @@ async def test_twice_in_two_processes_is_once(scene: Scene) -> None:
     # the first post: no moves; 西山 (0 − 5, clipped) is red by its 12 days overdue
     assert _table_lines(district) == [
         "1. 🟡 东桥镇  100.0分  整改100%  按期100%  超期0",
-        "2. 🔴 西山街道  0.0分  整改0%  按期0%  超期1  ⚠️超期12天",
+        "2. 🔴 西山街道  0.0分  整改0%  按期0%  超期1  ⚠️超期13天",
     ]
     assert "未排名（交办少于 1 件）：北湖镇" in district
     assert "本群单位" not in district  # a district group has no subject of its own

@@ -13,13 +13,12 @@ from bot.i18n import Catalogues
 from bot.rules import Schedules
 from bot.sandbox import formatting
 from bot.services.outbox import is_quiet, retry_delay
-from bot.services.problem_machine import Status
+from bot.services.problem_machine import Status, days_overdue
 from bot.services.reminders import (
     Due,
     GroupOverdue,
     Liaison,
     SubjectOverdue,
-    days_overdue,
     is_due_soon,
 )
 from jobs.reminder_texts import TEXT_LIMIT, fit, group_text, utf16_len

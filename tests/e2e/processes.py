@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ def bot_env(
         "RATE_LIMIT_SCALE": str(speed),
         "HTTP_PORT": str(port),
         "INBOX_RETRY_S": "0.2",
+        "PYTHONUNBUFFERED": "1",  # a killed process's log ends where it was killed
         **extra,
     }
 
@@ -158,6 +159,7 @@ class BotProcess:
 
 
 SendFilter = Callable[[str, dict[str, Any]], bool]
+Hold = Callable[[], Awaitable[object]]
 
 
 class KillingSandbox(Sandbox):
@@ -166,27 +168,42 @@ class KillingSandbox(Sandbox):
     ``victim``: as it records a message to that chat; the message is delivered and the answer
     never reaches the process (the restarted one sends it again: at least once).
     ``kill_before``: as a sending request matching it (method, parameters) comes in; the message
-    is not delivered (the restarted one sends it: exactly once).
+    is not delivered (the restarted one sends it: exactly once); with ``hold``, the request
+    first waits for it (the process goes on meanwhile).
     """
 
     victim: int | None = None
     kill_before: SendFilter | None = None
+    hold: Hold | None = None
     pid: int | None = None
     kills: int = 0
+    killed_at: list[str]  # what each kill came at, for failure messages
 
-    def arm(self, pid: int, *, victim: int | None = None, before: SendFilter | None = None) -> None:
-        self.pid, self.victim, self.kill_before = pid, victim, before
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.killed_at = []
 
-    def _kill(self) -> None:
+    def arm(
+        self,
+        pid: int,
+        *,
+        victim: int | None = None,
+        before: SendFilter | None = None,
+        hold: Hold | None = None,
+    ) -> None:
+        self.pid, self.victim, self.kill_before, self.hold = pid, victim, before, hold
+
+    def _kill(self, at: str) -> None:
         assert self.pid is not None
+        self.killed_at.append(at)
         os.kill(self.pid, signal.SIGKILL)
-        self.pid, self.victim, self.kill_before = None, None, None
+        self.pid, self.victim, self.kill_before, self.hold = None, None, None, None
         self.kills += 1
 
     def record_sent(self, message: SentMessage, *, label: str | None = None) -> None:
         super().record_sent(message, label=label)
         if self.pid is not None and self.victim is not None and message.chat_id == self.victim:
-            self._kill()
+            self._kill(f"delivered {message.method} to {message.chat_id}: {message.content[:60]}")
 
     async def _call(
         self, method: str, params: dict[str, Any], uploads: dict[str, Upload], now: float
@@ -197,7 +214,10 @@ class KillingSandbox(Sandbox):
             and method.startswith("send")
             and self.kill_before(method, params)
         ):
-            self._kill()
+            if self.hold is not None:
+                await self.hold()
+            text = str(params.get("text") or params.get("caption") or "")
+            self._kill(f"before {method} to {params.get('chat_id')}: {text[:60]}")
             raise ApiError(502, "Bad Gateway")  # never read: the process is gone
         return await super()._call(method, params, uploads, now)
 
@@ -208,4 +228,14 @@ async def until(ready: Callable[[], bool], timeout: float) -> bool:
         if asyncio.get_running_loop().time() > deadline:
             return False
         await asyncio.sleep(0.01)
+    return True
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float) -> bool:
+    """Until ``check`` says yes (True), or the time is up (False)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.02)
     return True

@@ -36,6 +36,7 @@ import models
 from bot.db import Database
 from bot.harness import TOKEN, free_port
 from bot.limits import TelegramLimits
+from bot.sandbox import SentMessage
 from bot.sandbox.formatting import plain_text
 from bot.services import announcements
 from bot.services.roles import Role
@@ -44,6 +45,7 @@ from models.base import utcnow
 from tests.e2e.conftest import ADMIN, EXAMPLES
 from tests.e2e.processes import BotProcess, KillingSandbox, bot_env, eventually, until
 from tests.e2e.reminder_world import admin, bind, person, problem, rows
+from tests.e2e.test_processes import inbox_rows, prepare
 
 SPEED = 0.05
 GROUP = -100800  # bound to the subject 东桥镇: its overdue list, ranking, board, announcement
@@ -295,3 +297,81 @@ async def test_killed_in_each_scheduled_job_every_job_runs_once_for_its_period(
     expected = Counter((r.chat_id, sent_as(r.payload)) for r in outbox)
     got = Counter((m.chat_id, m.content) for m in scene.sb.sent())
     assert got == expected, (got - expected, expected - got)
+
+
+VOLUNTEER = 4101
+INSIDE = (30.7512, 120.7588)  # in 南湖区 (examples/rules.yaml has its bounds)
+
+
+async def test_killed_after_each_step_of_a_private_report_the_conversation_continues(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    sb = await prepare(sqlite_url)
+    killing = KillingSandbox(TOKEN, limits=TelegramLimits().scaled(SPEED))
+    await sb.stop()  # the stand-in that kills, with the same people
+    del sb
+    await killing.start()
+    scene = Scene(killing, Database.connect(sqlite_url), noon_zone())
+    await admin(scene)
+    await person(scene, VOLUNTEER, "赵志愿", Role.volunteer, "NH-DQ-01")
+    env = bot_env(
+        killing,
+        sqlite_url,
+        tmp_path,
+        free_port(),
+        admin=ADMIN,
+        speed=SPEED,
+        RULES_FILE=str(EXAMPLES / "rules.yaml"),
+    )
+    bot = BotProcess("bot", tmp_path, env)
+
+    async def step(act: Callable[[], object]) -> SentMessage:
+        """Do ``act``; the process is killed as its answer is delivered (before the update is
+        marked done) and started again, which runs the update again; the answer."""
+        mark = killing.mark()
+        killing.arm(bot.pid, victim=VOLUNTEER)
+        act()
+        await bot.killed()
+        answer = [m for m in killing.sent(VOLUNTEER) if m.seq > mark]
+        assert answer, bot.logs()
+        await bot.start()
+        await bot.ready()
+
+        async def settled() -> bool:
+            return {status for _, status, _ in await inbox_rows(sqlite_url)} == {"done"}
+
+        assert await eventually(settled, timeout=20), bot.logs()
+        return answer[0]
+
+    try:
+        await bot.start()
+        await bot.ready()
+        prompt = await step(lambda: killing.send_text(VOLUNTEER, "/report"))
+        assert "第1步" in prompt.content
+        prompt = await step(lambda: killing.press(VOLUNTEER, prompt, text="露天焚烧"))
+        assert "第2步" in prompt.content
+        received = await step(lambda: killing.send_photo(VOLUNTEER))
+        assert "已收到照片" in received.content
+        prompt = await step(lambda: killing.press(VOLUNTEER, received, text="完成"))
+        assert "第3步" in prompt.content
+        prompt = await step(lambda: killing.send_text(VOLUNTEER, "河边有人焚烧秸秆，烟很大"))
+        assert "第4步" in prompt.content
+        prompt = await step(lambda: killing.send_location(VOLUNTEER, *INSIDE))
+        assert "第5步" in prompt.content
+        confirm = await step(lambda: killing.press(VOLUNTEER, prompt, text="东桥村"))
+        assert "请确认" in confirm.content and "照片：1 张" in confirm.content, confirm.content
+        done = await step(lambda: killing.press(VOLUNTEER, confirm, text="✅ 提交"))
+        assert "上报成功" in done.content
+        assert await bot.stop() == 0
+    finally:
+        if bot.running:
+            await bot.kill()
+        await scene.db.dispose()
+        await killing.stop()
+    async with Database.connect(sqlite_url).begin() as session:
+        problems = list(await session.scalars(select(models.Problem)))
+        drafts = list(await session.scalars(select(models.Draft)))
+    assert len(problems) == 1 and drafts == []
+    assert problems[0].category == "open_burning" and problems[0].village_id is not None
+    # The person saw one success, and every step's prompt at least once.
+    assert sum("上报成功" in m.content for m in killing.sent(VOLUNTEER)) == 1

@@ -150,6 +150,30 @@ def cmd_import_org(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from bot.backup import BackupError, backup
+
+    settings = load_settings()
+    try:
+        print(f"backup: {backup(settings.database_url, Path(args.file), force=args.force)}")
+    except BackupError as exc:
+        print(f"backup: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from bot.backup import BackupError, restore
+
+    settings = load_settings()
+    try:
+        print(f"restore: {restore(settings.database_url, Path(args.file), force=args.force)}")
+    except BackupError as exc:
+        print(f"restore: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -178,6 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     imp = sub.add_parser("import-org", help="import areas from a YAML or CSV file")
     imp.add_argument("file")
     imp.set_defaults(func=cmd_import_org)
+    backup = sub.add_parser(
+        "backup", help="copy the database to FILE (consistent while the bot runs)"
+    )
+    backup.add_argument("file")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser(
+        "restore", help="replace the database with the backup FILE (stop the bot first)"
+    )
+    restore.add_argument("file")
+    restore.add_argument(
+        "--force", action="store_true", help="replace an existing database (it is lost)"
+    )
+    restore.set_defaults(func=cmd_restore)
     demo = sub.add_parser("demo", help="play a scripted scene against the local stand-in")
     demo.add_argument("--out", default="demo-out")
     demo.add_argument(

@@ -33,6 +33,7 @@ from handlers.problem_views import card_text, notify, photo_of, report_keyboard
 from handlers.reports import group_report_command
 from jobs import media
 
+SEEN_KEY = "last_message_id"  # in a draft's data: the newest message it has taken
 STEPS = ("category", "photos", "description", "location", "village", "confirm")
 MAX_DESCRIPTION = 1000
 VILLAGES_PER_PAGE = 8
@@ -238,6 +239,12 @@ async def on_private_message(update: Update, context: Context) -> None:
     if draft is None:
         await reply(update, context, "fallback.not_understood")
         return
+    # An update runs again when the process died before marking it done (at least once): a
+    # message the draft has taken already must not be taken again as the next step's answer
+    # (a description as the address, a photo twice). A private chat's message ids only grow.
+    if message.message_id <= int(draft.data.get(SEEN_KEY, 0)):
+        return
+    draft.data[SEEN_KEY] = message.message_id  # kept with the step's save
     if draft.kind == "report":
         await _report_message(update, context, draft, message)
     elif draft.kind == "rectify" and draft.step == "photos":

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -24,14 +22,14 @@ from pathlib import Path
 import pytest
 
 from bot.db import Database
-from bot.harness import TOKEN
+from bot.harness import TOKEN, free_port
 from bot.limits import TelegramLimits
-from bot.sandbox import Sandbox, SentMessage
 from bot.sending.outbox_sender import MAX_IN_FLIGHT
 from bot.services.org import import_org, parse_org_file
 from bot.services.roles import Role
 from models.base import utcnow
 from tests.e2e.conftest import ADMIN, EXAMPLES
+from tests.e2e.processes import BotProcess, KillingSandbox
 from tests.e2e.reminder_world import admin, person, problem, rows
 
 # Rows go out in order, 30 a second at most. When the victim's message is accepted, fewer than
@@ -49,20 +47,6 @@ class Scene:
     clock: Callable[[], datetime] = field(default=utcnow)
 
 
-class KillingSandbox(Sandbox):
-    """Kills ``pid`` as it records the bot's message to ``victim``: the message is delivered,
-    and the answer never reaches the process."""
-
-    victim: int | None = None
-    pid: int | None = None
-
-    def record_sent(self, message: SentMessage, *, label: str | None = None) -> None:
-        super().record_sent(message, label=label)
-        if message.chat_id == self.victim and self.pid is not None:
-            os.kill(self.pid, signal.SIGKILL)
-            self.pid = None
-
-
 @pytest.fixture
 async def scene(sqlite_url: str) -> AsyncIterator[Scene]:
     sb = KillingSandbox(TOKEN, limits=TelegramLimits())  # Telegram's real limits
@@ -73,37 +57,6 @@ async def scene(sqlite_url: str) -> AsyncIterator[Scene]:
     finally:
         await db.dispose()
         await sb.stop()
-
-
-class Bot:
-    """`python -m bot run` as a child process, its output in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                env=self.env,
-                cwd=self.log.parent,  # away from any .env a developer keeps in the checkout
-                stdout=out,
-                stderr=out,
-            )
-
-    async def signal(self, sig: signal.Signals) -> int:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(sig)
-        return await asyncio.wait_for(self.proc.wait(), 20)
-
-
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-3000:]
 
 
 async def test_killed_mid_fan_out_and_restarted_delivers_every_row(
@@ -127,17 +80,14 @@ async def test_killed_mid_fan_out_and_restarted_delivers_every_row(
         "RULES_FILE": str(rules),
         "MEDIA_DIR": str(tmp_path / "media"),
         "OUTBOX_LEASE_SECONDS": str(LEASE_S),
+        "HTTP_PORT": str(free_port()),
     }
-    log = tmp_path / "bot.log"
-
-    first = Bot(env, log)
-    await first.start()
-    assert first.proc is not None
-    scene.sb.victim, scene.sb.pid = VICTIM, first.proc.pid
+    bot = BotProcess("bot", tmp_path, env)
+    await bot.start()
+    scene.sb.arm(bot.pid, victim=VICTIM)
     # The reminders are written on start (catching up) or by /remind, whichever comes first.
     scene.sb.send_text(ADMIN, "/remind")
-    code = await asyncio.wait_for(first.proc.wait(), 60)
-    assert code == -signal.SIGKILL, _tail(log)
+    await bot.killed(timeout=60)
     at_kill = await rows(scene)
     in_flight = {r.chat_id for r in at_kill if r.status == "pending" and r.claimed_by}
     marked = {r.chat_id for r in at_kill if r.status == "sent"}
@@ -145,15 +95,14 @@ async def test_killed_mid_fan_out_and_restarted_delivers_every_row(
     assert VICTIM in in_flight and marked and untouched  # killed in the middle
     assert len(in_flight) <= MAX_IN_FLIGHT
 
-    second = Bot(env, log)
-    await second.start()
+    await bot.start()
     try:
         deadline = time.monotonic() + 40
         while any(r.status != "sent" for r in await rows(scene)):
-            assert time.monotonic() < deadline, _tail(log)
+            assert time.monotonic() < deadline, bot.logs()
             await asyncio.sleep(0.1)
     finally:
-        assert await second.signal(signal.SIGTERM) == 0
+        assert await bot.stop() == 0
 
     got = Counter(m.chat_id for m in scene.sb.sent() if "今日提醒" in m.content)
     assert set(got) == set(LIAISONS)  # every row delivered

@@ -13,13 +13,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import signal
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -37,6 +34,8 @@ from bot.services import chats, people
 from bot.services.org import import_org, parse_org_file
 from models.base import utcnow
 from tests.conftest import _empty_tables
+from tests.e2e import processes
+from tests.e2e.processes import SETTING_NAMES, BotProcess, until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SPEED = 0.05
@@ -46,115 +45,10 @@ GROUP = -100700
 REPORTERS = (5001, 5002, 5003, 5004)
 SECRET = "processes-test-secret"
 ACK = "已登记为问题"
-# Settings a developer's environment might hold; the child gets only the test's.
-SETTING_NAMES = {
-    "BOT_TOKEN",
-    "BOT_API_BASE_URL",
-    "DATABASE_URL",
-    "ADMIN_IDS",
-    "RULES_FILE",
-    "MEDIA_DIR",
-    "TIMEZONE",
-    "DEFAULT_LOCALE",
-    "RATE_LIMIT_SCALE",
-    "WEBHOOK_URL",
-    "WEBHOOK_SECRET",
-    "WEBHOOK_MAX_CONNECTIONS",
-    "HTTP_HOST",
-    "HTTP_PORT",
-    "INBOX_WORKERS",
-    "INBOX_MAX_ATTEMPTS",
-    "INBOX_RETRY_S",
-}
-
-
-@dataclass
-class BotProcess:
-    """One `python -m bot run` child; its log goes to a file shown when something fails."""
-
-    name: str
-    workdir: Path
-    env: dict[str, str]
-    webhook: bool
-    proc: asyncio.subprocess.Process | None = None
-    starts: int = 0
-    log_paths: list[Path] = field(default_factory=list)
-
-    @property
-    def port(self) -> int:
-        return int(self.env["HTTP_PORT"])
-
-    async def start(self) -> None:
-        self.starts += 1
-        log_path = self.workdir / f"{self.name}-{self.starts}.log"
-        self.log_paths.append(log_path)
-        with log_path.open("wb") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                *(["--webhook"] if self.webhook else []),
-                cwd=self.workdir,  # no .env from the checkout
-                env=self.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-            )
-
-    async def ready(self, timeout: float = 30.0) -> None:
-        """Until its /healthz answers 200 (it is then receiving)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        async with aiohttp.ClientSession() as http:
-            while True:
-                assert self.proc is not None
-                if self.proc.returncode is not None:
-                    raise AssertionError(f"{self.name} exited early:\n{self.logs()}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as response:
-                        if response.status == 200:
-                            return
-                if asyncio.get_running_loop().time() > deadline:
-                    raise AssertionError(f"{self.name} not ready in {timeout}s:\n{self.logs()}")
-                await asyncio.sleep(0.05)
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self) -> int:
-        """SIGTERM, as a service manager stops it; the exit code."""
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 15)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        assert self.proc.returncode is not None
-        return self.proc.returncode
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.log_paths
-        )
 
 
 def bot_env(sb: Sandbox, db_url: str, workdir: Path, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.upper() not in SETTING_NAMES}
-    return env | {
-        "BOT_TOKEN": TOKEN,
-        "BOT_API_BASE_URL": sb.root_url,
-        "DATABASE_URL": db_url,
-        "ADMIN_IDS": str(ADMIN),
-        "MEDIA_DIR": str(workdir / "media"),
-        "RATE_LIMIT_SCALE": str(SPEED),
-        "HTTP_PORT": str(port),
-        "INBOX_RETRY_S": "0.2",
-        **extra,
-    }
+    return processes.bot_env(sb, db_url, workdir, port, admin=ADMIN, speed=SPEED, **extra)
 
 
 async def prepare(db_url: str) -> Sandbox:
@@ -226,15 +120,6 @@ async def inbox_rows(db_url: str) -> list[tuple[int, str, str | None]]:
             return [(u, s, by) for u, s, by in rows]
     finally:
         await db.dispose()
-
-
-async def until(ready: Callable[[], bool], timeout: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not ready():
-        if asyncio.get_running_loop().time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 @dataclass(frozen=True)

@@ -269,14 +269,16 @@ async def _typed_text(update: Update, context: Context, draft: DraftView, messag
     else:
         action = Action(draft.data["action"])
         result = await make_transition(context, code, action, reason=text)
-    async with context.services.db.begin() as session:
-        await drafts.finish(session, actor.person_id)
+    # The draft is finished last: if telling people fails, this update runs again, finds the
+    # draft and the transition made (keyed by the update), and tells them then.
     if not isinstance(result, ProblemView):
         await message.reply_text(refusal_text(context, result, code))
-        return
-    await message.reply_text(context._(f"done.{action.value}", code=code))
-    media.soon(context)
-    await announce(context, code, action, text)
+    else:
+        await message.reply_text(context._(f"done.{action.value}", code=code))
+        media.soon(context)
+        await announce(context, code, action, text)
+    async with context.services.db.begin() as session:
+        await drafts.finish(session, actor.person_id)
 
 
 async def draft_button(update: Update, context: Context) -> None:

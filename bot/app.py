@@ -137,7 +137,8 @@ def _bot(settings: Settings, limits: TelegramLimits) -> GreengridBot:
         settings.token(),
         **urls,
         defaults=Defaults(tzinfo=settings.zone),
-        rate_limiter=ChatRateLimiter(limits=limits),
+        # Tests and the demo scale the pause before a retry with Telegram's windows.
+        rate_limiter=ChatRateLimiter(limits=limits, backoff_base_s=0.5 * settings.rate_limit_scale),
         request=HTTPXRequest(connection_pool_size=256, **timeouts),
         get_updates_request=HTTPXRequest(connection_pool_size=1, **timeouts),
     )

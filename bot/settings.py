@@ -172,7 +172,6 @@ class Settings(BaseSettings):
             raise ConfigError(f"BOT_TOKEN is not set: {_HINTS['bot_token']} (or run `make demo`)")
         return self.bot_token.get_secret_value().strip()
 
-
     def webhook(self) -> tuple[str, str, str]:
         """(public URL, path to listen on, secret) for webhook mode; ConfigError if unset."""
         if self.webhook_url is None:

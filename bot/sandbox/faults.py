@@ -42,8 +42,16 @@ class FaultPlan:
         # A random "429" answers this many messages to the chat in a row with ``retry_after``.
         self.burst_429 = 1
         self.retry_after = 1
+        # Every fault dealt, in order: (method, chat_id, kind), for a test to account for.
+        self.dealt: list[tuple[str, object, str]] = []
 
     def take(self, method: str, chat_id: object) -> Fault | None:
+        fault = self._next(method, chat_id)
+        if fault is not None:
+            self.dealt.append((method, chat_id, fault.kind))
+        return fault
+
+    def _next(self, method: str, chat_id: object) -> Fault | None:
         for fault in self.queued:
             if fault.remaining > 0 and fault.matches(method, chat_id):
                 fault.remaining -= 1

@@ -126,21 +126,31 @@ async def _chat_gone(services: Services, chat_id: int, why: str) -> None:
 def _bot(settings: Settings, limits: TelegramLimits) -> GreengridBot:
     """The Bot API client, built as ApplicationBuilder would build it (a pool of 256
     connections for calls, one for getUpdates), with the timeouts of the settings."""
-    timeouts: dict[str, float] = {}
-    if settings.bot_api_timeout_s is not None:
-        seconds = settings.bot_api_timeout_s
-        timeouts = {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
-    urls: dict[str, str] = {}
-    if settings.api_urls is not None:
-        urls = dict(zip(("base_url", "base_file_url"), settings.api_urls, strict=True))
+    seconds = settings.bot_api_timeout_s
+
+    def request(pool: int) -> HTTPXRequest:
+        if seconds is None:  # python-telegram-bot's own defaults
+            return HTTPXRequest(connection_pool_size=pool)
+        return HTTPXRequest(
+            connection_pool_size=pool,
+            connect_timeout=seconds,
+            read_timeout=seconds,
+            write_timeout=seconds,
+        )
+
+    base_url, file_url = settings.api_urls or (
+        "https://api.telegram.org/bot",
+        "https://api.telegram.org/file/bot",
+    )
     return GreengridBot(
         settings.token(),
-        **urls,
+        base_url=base_url,
+        base_file_url=file_url,
         defaults=Defaults(tzinfo=settings.zone),
         # Tests and the demo scale the pause before a retry with Telegram's windows.
         rate_limiter=ChatRateLimiter(limits=limits, backoff_base_s=0.5 * settings.rate_limit_scale),
-        request=HTTPXRequest(connection_pool_size=256, **timeouts),
-        get_updates_request=HTTPXRequest(connection_pool_size=1, **timeouts),
+        request=request(256),
+        get_updates_request=request(1),
     )
 
 

@@ -14,6 +14,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import Context
+from bot.receiving.processor import current_attempt
 from bot.services import drafts, org, people, problems
 from bot.services.drafts import DraftView
 from bot.services.problem_machine import Action
@@ -33,6 +34,8 @@ from handlers.problem_views import card_text, notify, photo_of, report_keyboard
 from handlers.reports import group_report_command
 from jobs import media
 
+# In a draft's data: the update that made its current step.
+UPDATE_KEY = "_update"
 STEPS = ("category", "photos", "description", "location", "village", "confirm")
 MAX_DESCRIPTION = 1000
 VILLAGES_PER_PAGE = 8
@@ -46,10 +49,37 @@ def _nav(context: Context, *, back: bool = True) -> list[InlineKeyboardButton]:
 
 
 async def _save(context: Context, step: str, data: dict[str, Any]) -> None:
+    """Keep the step, and which update made it: if telling the person fails, the update runs
+    again and must not take the same message or tap as the next step's answer."""
     actor = context.actor
     assert actor is not None
+    attempt = current_attempt()
+    if attempt is not None:
+        data = {**data, UPDATE_KEY: attempt.update_id}
     async with context.services.db.begin() as session:
         await drafts.save(session, actor.person_id, step, data, context.services.now())
+
+
+def _moved_by_this_update(draft: DraftView) -> bool:
+    attempt = current_attempt()
+    return (
+        draft.kind in ("report", "rectify")
+        and attempt is not None
+        and draft.data.get(UPDATE_KEY) == attempt.update_id
+    )
+
+
+async def _ask_again(context: Context, chat_id: int, draft: DraftView) -> None:
+    """This update's first run moved the draft, then failed telling the person: ask what the
+    step it moved to asks, once more."""
+    if draft.kind == "rectify" and draft.step == "photos":  # a photo was added
+        await context.bot.send_message(
+            chat_id, context._("report.photo_received"), reply_markup=photos_done_keyboard(context)
+        )
+    elif draft.kind == "rectify":
+        await context.bot.send_message(chat_id, context._("rectify.ask_note"))
+    else:
+        await _prompt(context, chat_id, draft.step, draft.data)
 
 
 async def _prompt(context: Context, chat_id: int, step: str, data: dict[str, Any]) -> None:
@@ -238,6 +268,9 @@ async def on_private_message(update: Update, context: Context) -> None:
     if draft is None:
         await reply(update, context, "fallback.not_understood")
         return
+    if _moved_by_this_update(draft):
+        await _ask_again(context, message.chat.id, draft)
+        return
     if draft.kind == "report":
         await _report_message(update, context, draft, message)
     elif draft.kind == "rectify" and draft.step == "photos":
@@ -293,6 +326,10 @@ async def draft_button(update: Update, context: Context) -> None:
         await query.answer(context._("button.stale"), show_alert=True)
         return
     chat_id = query.message.chat.id
+    if _moved_by_this_update(draft):
+        await query.answer()
+        await _ask_again(context, chat_id, draft)
+        return
     data = draft.data
     if verb == "cancel":
         async with context.services.db.begin() as session:

@@ -64,7 +64,7 @@ class FaultPlan:
             kind = self.random.choice(self.kinds)
             if kind != "429":
                 return Fault(kind, 1)
-            if not counts_toward_limits(method) or not isinstance(chat_id, int | str):
+            if not counts_toward_limits(method) or not isinstance(chat_id, int):
                 return Fault("5xx", 1)  # Telegram's 429s are about messages to a chat
             rest = self.burst_429 - 1
             if rest:

@@ -14,7 +14,6 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot.context import Context
-from bot.receiving.processor import current_attempt
 from bot.services import drafts, org, people, problems
 from bot.services.drafts import DraftView
 from bot.services.problem_machine import Action
@@ -22,7 +21,7 @@ from bot.services.problems import PhotoIn, ProblemView, ReportIn, distance_m
 from bot.services.roles import AreaKind, Role, may_report_privately
 from handlers import announce as announce_dialog
 from handlers import claims as claim_dialog
-from handlers.common import is_private, reply
+from handlers.common import SENT, is_private, made_by_this_update, reply, stamped
 from handlers.problem_actions import (
     announce,
     begin_rectification,
@@ -34,8 +33,6 @@ from handlers.problem_views import card_text, notify, photo_of, report_keyboard
 from handlers.reports import group_report_command
 from jobs import media
 
-# In a draft's data: the update that made its current step.
-UPDATE_KEY = "_update"
 STEPS = ("category", "photos", "description", "location", "village", "confirm")
 MAX_DESCRIPTION = 1000
 VILLAGES_PER_PAGE = 8
@@ -53,20 +50,12 @@ async def _save(context: Context, step: str, data: dict[str, Any]) -> None:
     again and must not take the same message or tap as the next step's answer."""
     actor = context.actor
     assert actor is not None
-    attempt = current_attempt()
-    if attempt is not None:
-        data = {**data, UPDATE_KEY: attempt.update_id}
     async with context.services.db.begin() as session:
-        await drafts.save(session, actor.person_id, step, data, context.services.now())
+        await drafts.save(session, actor.person_id, step, stamped(data), context.services.now())
 
 
 def _moved_by_this_update(draft: DraftView) -> bool:
-    attempt = current_attempt()
-    return (
-        draft.kind in ("report", "rectify")
-        and attempt is not None
-        and draft.data.get(UPDATE_KEY) == attempt.update_id
-    )
+    return draft.kind in ("report", "rectify") and made_by_this_update(draft.data)
 
 
 async def _ask_again(context: Context, chat_id: int, draft: DraftView) -> None:
@@ -268,6 +257,9 @@ async def on_private_message(update: Update, context: Context) -> None:
     if draft is None:
         await reply(update, context, "fallback.not_understood")
         return
+    if draft.kind == "report" and draft.step == SENT:  # reported; telling failed
+        await _tell_reported(context, message.chat.id, draft.data)
+        return
     if _moved_by_this_update(draft):
         await _ask_again(context, message.chat.id, draft)
         return
@@ -326,6 +318,10 @@ async def draft_button(update: Update, context: Context) -> None:
         await query.answer(context._("button.stale"), show_alert=True)
         return
     chat_id = query.message.chat.id
+    if draft.kind == "report" and draft.step == SENT:  # reported; telling failed
+        await query.answer()
+        await _tell_reported(context, chat_id, draft.data)
+        return
     if _moved_by_this_update(draft):
         await query.answer()
         await _ask_again(context, chat_id, draft)
@@ -422,26 +418,41 @@ async def _submit_report(context: Context, chat_id: int, draft: DraftView) -> No
             code_prefix=services.rules.problem_code_prefix,
             zone_year=problems.code_year(now, services.settings.zone),
         )
-        await drafts.finish(session, actor.person_id)
-        card = await problems.problem_card(session, result.problem.code, now)
+        # The draft waits as "sent" until the reporter and the admins are told: if that fails,
+        # the update runs again and goes on telling them (the problem is keyed by the draft).
+        sent = {"code": result.problem.code, "created": result.created}
+        await drafts.save(session, actor.person_id, SENT, stamped(sent), now)
+    await _tell_reported(context, chat_id, sent)
+
+
+async def _tell_reported(context: Context, chat_id: int, sent: dict[str, Any]) -> None:
+    """The reporter gets the code and the card; the admins, a new problem's card."""
+    actor = context.actor
+    assert actor is not None
+    services = context.services
+    code = str(sent["code"])
+    now = services.now()
+    async with services.db.begin() as session:
+        card = await problems.problem_card(session, code, now)
         admins = await problems.people_with_role(session, Role.admin)
         locales = await people.locales_of(session, admins)
     assert card is not None
     await context.bot.send_message(
-        chat_id,
-        context._("report.done", code=result.problem.code) + "\n\n" + card_text(context, card),
+        chat_id, context._("report.done", code=code) + "\n\n" + card_text(context, card)
     )
     media.soon(context)
-    if result.created:
+    if sent.get("created"):
         for tid in admins:
             t = services.i18n.translator(locales.get(tid))
             await notify(
                 context,
                 tid,
                 t("notice.new_report") + "\n\n" + card_text(context, card, t),
-                report_keyboard(context, t, result.problem.code, ask_category=False),
+                report_keyboard(context, t, code, ask_category=False),
                 photos=card.before,
             )
+    async with services.db.begin() as session:
+        await drafts.finish(session, actor.person_id)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

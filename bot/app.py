@@ -7,12 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.request import HTTPXRequest
 
 from bot.context import SERVICES_KEY, Context, Services
 from bot.db import Database, migrate
 from bot.i18n import Catalogues
 from bot.limits import TelegramLimits
 from bot.rules import Rules, load_rules
+from bot.sending.bot_client import GreengridBot
 from bot.sending.outbox_sender import OutboxSender
 from bot.sending.ratelimit import ChatRateLimiter
 from bot.services import chats
@@ -121,6 +123,37 @@ async def _chat_gone(services: Services, chat_id: int, why: str) -> None:
         await leader_summary.on_private_chat_gone(services, chat_id)
 
 
+def _bot(settings: Settings, limits: TelegramLimits) -> GreengridBot:
+    """The Bot API client, built as ApplicationBuilder would build it (a pool of 256
+    connections for calls, one for getUpdates), with the timeouts of the settings."""
+    seconds = settings.bot_api_timeout_s
+
+    def request(pool: int) -> HTTPXRequest:
+        if seconds is None:  # python-telegram-bot's own defaults
+            return HTTPXRequest(connection_pool_size=pool)
+        return HTTPXRequest(
+            connection_pool_size=pool,
+            connect_timeout=seconds,
+            read_timeout=seconds,
+            write_timeout=seconds,
+        )
+
+    base_url, file_url = settings.api_urls or (
+        "https://api.telegram.org/bot",
+        "https://api.telegram.org/file/bot",
+    )
+    return GreengridBot(
+        settings.token(),
+        base_url=base_url,
+        base_file_url=file_url,
+        defaults=Defaults(tzinfo=settings.zone),
+        # Tests and the demo scale the pause before a retry with Telegram's windows.
+        rate_limiter=ChatRateLimiter(limits=limits, backoff_base_s=0.5 * settings.rate_limit_scale),
+        request=request(256),
+        get_updates_request=request(1),
+    )
+
+
 def build_application(
     settings: Settings,
     *,
@@ -171,18 +204,13 @@ def build_application(
     # from python-telegram-bot's polling or webhook, which acknowledge before handlers run.
     builder = (
         ApplicationBuilder()
-        .token(settings.token())
+        .bot(_bot(settings, limits))
         .updater(None)
         .context_types(ContextTypes(context=Context))
-        .rate_limiter(ChatRateLimiter(limits=limits))
-        .defaults(Defaults(tzinfo=settings.zone))
         .post_init(post_init)
         .post_stop(post_stop)
         .post_shutdown(post_shutdown)
     )
-    if settings.api_urls is not None:
-        base_url, file_url = settings.api_urls
-        builder = builder.base_url(base_url).base_file_url(file_url)
     app: GGApplication = builder.build()
     app.bot_data[SERVICES_KEY] = services
     for module in HANDLER_MODULES:

@@ -109,7 +109,9 @@ async def serving(
                 log.info("webhook registered at %s", hook[0])
             else:
                 await app.bot.delete_webhook()
-                poller = Poller(app.bot, intake, timeout=poll_timeout)
+                # Tests and the demo scale the pause after a failed poll with Telegram's windows.
+                retry_s = 0.5 * settings.rate_limit_scale
+                poller = Poller(app.bot, intake, timeout=poll_timeout, retry_base_s=retry_s)
                 poller.start()
             yield Runtime(app, services, metrics, intake, processor, web, poller, mode)
         finally:

@@ -40,6 +40,8 @@ _HINTS: dict[str, str] = {
     "inbox_retry_s": "set INBOX_RETRY_S to the pause in seconds before a failed update runs "
     "again (doubled each time)",
     "outbox_lease_seconds": "set OUTBOX_LEASE_SECONDS to a number of seconds, at least 1",
+    "bot_api_timeout_s": "set BOT_API_TIMEOUT_S to how many seconds a Bot API call may take "
+    "to connect, send and answer (e.g. 5), or unset it for python-telegram-bot's defaults",
 }
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -82,6 +84,10 @@ class Settings(BaseSettings):
     # How long a claimed outbox row stays with a sender that stopped renewing its claim (was
     # killed): after this another process, or the restarted one, sends it.
     outbox_lease_seconds: float = Field(default=30.0, ge=1)
+    # How long a Bot API call may take to connect, to send, and to be answered before it is
+    # given up as timed out (and retried); unset: python-telegram-bot's defaults (5 s each).
+    # getUpdates waits its long-poll timeout on top of this.
+    bot_api_timeout_s: float | None = Field(default=None, gt=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -165,7 +171,6 @@ class Settings(BaseSettings):
         if self.bot_token is None or not self.bot_token.get_secret_value().strip():
             raise ConfigError(f"BOT_TOKEN is not set: {_HINTS['bot_token']} (or run `make demo`)")
         return self.bot_token.get_secret_value().strip()
-
 
     def webhook(self) -> tuple[str, str, str]:
         """(public URL, path to listen on, secret) for webhook mode; ConfigError if unset."""

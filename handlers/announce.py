@@ -19,7 +19,7 @@ from bot.services.announcements import AnnouncementView, CancelRefusal, TimeErro
 from bot.services.drafts import DraftView
 from bot.services.outbox import is_quiet
 from bot.services.roles import Role
-from handlers.common import is_group, reply
+from handlers.common import SENT, is_group, made_by_this_update, reply, stamped
 from jobs import announcements as release
 
 DRAFT_KIND = "announce"
@@ -41,10 +41,23 @@ def _stamp(context: Context, moment: datetime) -> str:
 
 
 async def _save(context: Context, step: str, data: dict[str, Any]) -> None:
+    """Keep the step, and which update made it (see ``handlers.common.stamped``)."""
     actor = context.actor
     assert actor is not None
     async with context.services.db.begin() as session:
-        await drafts.save(session, actor.person_id, step, data, context.services.now())
+        await drafts.save(session, actor.person_id, step, stamped(data), context.services.now())
+
+
+async def _run_again(context: Context, chat_id: int, draft: DraftView) -> bool:
+    """Whether this update already moved the draft (its first run failed telling the admin):
+    then the step it moved to is asked once more, or the queued announcement told."""
+    if draft.step == SENT:  # queued; telling the admin failed
+        await _tell_queued(context, chat_id, draft.data)
+        return True
+    if made_by_this_update(draft.data):
+        await _prompt(context, chat_id, draft.step, draft.data)
+        return True
+    return False
 
 
 async def _group_names(context: Context) -> dict[int, str]:
@@ -162,6 +175,8 @@ async def on_draft_message(
     album = message.media_group_id
     if album is not None and album == data.get("album"):
         return  # the rest of an album whose first picture was taken: said once already
+    if await _run_again(context, message.chat.id, draft):
+        return
     if draft.step == "content":
         await _content(update, context, data, message)
     elif draft.step == "when" and message.text:
@@ -225,6 +240,10 @@ async def announce_button(update: Update, context: Context) -> None:
         return
     chat_id = query.message.chat.id
     data = dict(draft.data)
+    if draft.step == SENT or made_by_this_update(data):
+        await query.answer()
+        await _run_again(context, chat_id, draft)
+        return
     if verb == "x":
         async with context.services.db.begin() as session:
             await drafts.finish(session, actor.person_id)
@@ -296,21 +315,37 @@ async def _confirm(context: Context, chat_id: int, data: dict[str, Any]) -> None
             respects_quiet_hours=when != "now",
             now=now,
         )
-        await drafts.finish(session, actor.person_id)
-    if when == "now":
-        released = await release.release_due(services)
-        groups = next((len(r.chat_ids) for r in released if r.announcement.id == item.id), 0)
-        await context.bot.send_message(chat_id, context._("announce.sending", id=item.id, n=groups))
+        # The draft waits as "sent" until the admin is told: if that fails, the update runs
+        # again and goes on (one announcement, not two).
+        sent = stamped({**data, "id": item.id})
+        await drafts.save(session, actor.person_id, SENT, sent, now)
+    await _tell_queued(context, chat_id, sent)
+
+
+async def _tell_queued(context: Context, chat_id: int, data: dict[str, Any]) -> None:
+    """Sent at once ("now"), or queued for its time: the admin is told which."""
+    actor = context.actor
+    assert actor is not None
+    services = context.services
+    item_id = int(data["id"])
+    if data.get("when") == "now":
+        await release.release_due(services)  # this run's or an earlier run's: released once
+        async with services.db.begin() as session:
+            item = await announcements.get(session, item_id)
+        groups = (item.recipients or 0) if item is not None else 0
+        await context.bot.send_message(chat_id, context._("announce.sending", id=item_id, n=groups))
     else:
         await context.bot.send_message(
             chat_id,
             context._(
                 "announce.queued",
-                id=item.id,
+                id=item_id,
                 when=_when_text(context, data),
                 target=_target_text(context, data, data.get("groups")),
             ),
         )
+    async with services.db.begin() as session:
+        await drafts.finish(session, actor.person_id)
 
 
 # ---------------------------------------------------------------- the list and cancelling

@@ -17,7 +17,7 @@ from bot.services.drafts import DraftView
 from bot.services.points import Change
 from bot.services.problems import PhotoIn
 from bot.services.roles import Role
-from handlers.common import is_private, reply
+from handlers.common import SENT, is_private, reply, stamped, this_update
 from handlers.points_views import activity_name, entry_line, policy_of, stamp
 from handlers.problem_views import notify, photo_of
 
@@ -112,6 +112,8 @@ async def on_draft_message(
         return
     if draft.step == "type":
         await reply(update, context, "draft.use_buttons")
+    elif draft.step == SENT:  # submitted; telling the cadres failed, the update runs again
+        await _tell_submitted(update, context, int(draft.data["claim_id"]))
     elif draft.step == "photo":
         photo, problem = photo_of(message)
         if problem is not None:
@@ -151,37 +153,55 @@ async def _submit(update: Update, context: Context, draft: DraftView, text: str)
             text,
             now=services.now(),
         )
-        # Done either way: a refusal here means the person's role or village changed.
-        await drafts.finish(session, actor.person_id)
-        cadres = (
-            await claims.cadres_of(session, result.village_id, besides=actor.person_id)
-            if isinstance(result, ClaimView)
-            else []
-        )
+        if isinstance(result, ClaimView):
+            # The draft waits as "sent" until the volunteer and the cadres are told: if that
+            # fails, the update runs again and goes on telling them (one claim, not two).
+            sent = stamped({"claim_id": result.id})
+            await drafts.save(session, actor.person_id, SENT, sent, services.now())
+        else:  # the person's role or village changed: done
+            await drafts.finish(session, actor.person_id)
     if isinstance(result, ClaimRefusal):
         await reply(update, context, f"claim.refusal.{result.value}")
         return
-    _ = context._
-    await reply(
-        update,
-        context,
-        "claim.submitted",
-        id=result.id,
-        activity=activity_name(_, result.activity),
-        village=result.village_name,
-    )
-    reached = 0
-    for cadre in cadres:
-        tr = services.i18n.translator(cadre.locale)
-        reached += await notify(
-            context,
-            cadre.telegram_id,
-            tr("claim.new") + "\n" + claim_card(context, tr, result),
-            decision_keyboard(tr, result.id),
-            photos=[result.photo_file_id],
+    await _tell_submitted(update, context, result.id)
+
+
+async def _tell_submitted(update: Update, context: Context, claim_id: int) -> None:
+    """The volunteer gets the claim's number; the village's cadres, the claim to decide."""
+    actor = context.actor
+    assert actor is not None
+    services = context.services
+    async with services.db.begin() as session:
+        claim = await claims.claim_view(session, claim_id)
+        cadres = (
+            await claims.cadres_of(session, claim.village_id, besides=actor.person_id)
+            if claim is not None
+            else []
         )
-    if not reached:
-        await reply(update, context, "claim.cadre_unreachable")
+    if claim is not None:
+        _ = context._
+        await reply(
+            update,
+            context,
+            "claim.submitted",
+            id=claim.id,
+            activity=activity_name(_, claim.activity),
+            village=claim.village_name,
+        )
+        reached = 0
+        for cadre in cadres:
+            tr = services.i18n.translator(cadre.locale)
+            reached += await notify(
+                context,
+                cadre.telegram_id,
+                tr("claim.new") + "\n" + claim_card(context, tr, claim),
+                decision_keyboard(tr, claim.id),
+                photos=[claim.photo_file_id],
+            )
+        if not reached:
+            await reply(update, context, "claim.cadre_unreachable")
+    async with services.db.begin() as session:
+        await drafts.finish(session, actor.person_id)
 
 
 async def _edit(update: Update, text: str) -> None:
@@ -254,7 +274,12 @@ async def _approve(update: Update, context: Context, claim_id: int) -> None:
     services = context.services
     async with services.db.begin() as session:
         result = await claims.approve_claim(
-            session, policy_of(services), claim_id, actor.person_id, now=services.now()
+            session,
+            policy_of(services),
+            claim_id,
+            actor.person_id,
+            now=services.now(),
+            update_id=this_update(),  # run again, it finds its approval and tells the volunteer
         )
     if not isinstance(result, tuple):
         await query.answer(_refusal_text(context, result), show_alert=True)
@@ -342,14 +367,17 @@ async def _refusal_reason(
     services = context.services
     async with services.db.begin() as session:
         result = await claims.refuse_claim(
-            session, claim_id, actor.person_id, reason, now=services.now()
+            session, claim_id, actor.person_id, reason, now=services.now(), update_id=this_update()
         )
-        await drafts.finish(session, actor.person_id)
+    # The draft is finished last: if telling fails, this update runs again, finds the draft
+    # and the refusal it made (keyed by the update), and tells them then.
     if not isinstance(result, ClaimView):
         await message.reply_text(_refusal_text(context, result))
-        return
-    await reply(update, context, "claim.refused_done", id=claim_id)
-    await _tell_volunteer(context, result, None)
+    else:
+        await reply(update, context, "claim.refused_done", id=claim_id)
+        await _tell_volunteer(context, result, None)
+    async with services.db.begin() as session:
+        await drafts.finish(session, actor.person_id)
 
 
 async def claims_command(update: Update, context: Context) -> None:

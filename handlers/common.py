@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from telegram import Chat, Update
 from telegram.ext import Application, TypeHandler
 
 from bot.context import Context
+from bot.receiving.processor import current_attempt
 from bot.services import chats, org, people
 from bot.services.roles import AreaKind
 
 # Runs before every other handler group.
 IDENTIFY_GROUP = -10
+# In a draft's data: the update that made its current step.
+UPDATE_KEY = "_update"
+# A draft's last step, "sent": its change is made in the transaction that moves the draft
+# there, and the draft is finished once the people are told.
+SENT = "sent"
 
 
 async def identify(update: Update, context: Context) -> None:
@@ -57,6 +65,26 @@ def is_group(update: Update) -> bool:
 
 def area_label(context: Context, kind: AreaKind | str, name: str) -> str:
     return context._("area.label", kind=context._(f"area.kind.{AreaKind(kind).value}"), name=name)
+
+
+def this_update() -> int | None:
+    """The Telegram update being handled (None outside the inbox, e.g. in a job)."""
+    attempt = current_attempt()
+    return attempt.update_id if attempt is not None else None
+
+
+def stamped(data: dict[str, Any]) -> dict[str, Any]:
+    """A draft's data with the update that makes its step. If telling the person fails, the
+    update runs again from the inbox and must not take the same message or tap for the next
+    step's answer (see ``made_by_this_update``)."""
+    update_id = this_update()
+    return data if update_id is None else {**data, UPDATE_KEY: update_id}
+
+
+def made_by_this_update(data: dict[str, Any]) -> bool:
+    """Whether this update already moved the draft (its first run failed telling people)."""
+    update_id = this_update()
+    return update_id is not None and data.get(UPDATE_KEY) == update_id
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

@@ -13,6 +13,7 @@ from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler
 
 from bot.context import Context
+from bot.receiving.processor import current_attempt
 from bot.services import chats, drafts, org, people, problems
 from bot.services import points as points_ledger
 from bot.services.chats import binding_of
@@ -49,6 +50,7 @@ async def make_transition(
 ) -> ProblemView | Refusal | None:
     actor = context.actor
     assert actor is not None
+    attempt = current_attempt()  # a run again of this update finds its change made
     async with context.services.db.begin() as session:
         return await problems.transition(
             session,
@@ -57,6 +59,7 @@ async def make_transition(
             actor.person_id,
             now=context.services.now(),
             points=policy_of(context.services),
+            update_id=attempt.update_id if attempt is not None else None,
             **values,  # type: ignore[arg-type]
         )
 

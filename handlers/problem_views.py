@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputMediaPhoto, Message
-from telegram.error import TelegramError
+from telegram.error import BadRequest, Forbidden
 
 from bot.context import Context
 from bot.i18n import Translator
@@ -181,7 +181,12 @@ async def notify(
     photos: list[str] | None = None,
 ) -> bool:
     """Tell one person privately; a person who never opened the bot, or blocked it, is logged
-    and skipped so that one unreachable person does not stop the others being told."""
+    and skipped so that one unreachable person does not stop the others being told.
+
+    A failure that may pass (the network, 429s still coming after the rate limiter's retries)
+    is raised: the update then runs again from the inbox (its state changes find themselves
+    made, see ``problems.transition``) and everyone is told then; those told in the first run
+    may be told twice, which beats nobody being told."""
     try:
         if photos and len(photos) > 1:
             await context.bot.send_media_group(
@@ -193,7 +198,7 @@ async def notify(
         for piece in first:
             await context.bot.send_message(telegram_id, piece)
         await context.bot.send_message(telegram_id, last, reply_markup=markup)
-    except TelegramError as exc:
+    except (BadRequest, Forbidden) as exc:  # never opened the bot, blocked it, chat gone
         log.info("could not notify %s: %s", telegram_id, exc)
         return False
     return True

@@ -23,7 +23,7 @@ from bot.services.points_rules import (
 )
 from bot.services.redemptions import CheckoutRefusal, CheckoutRefused, IssueRefused
 from bot.services.roles import Role
-from handlers.common import is_private, reply
+from handlers.common import is_private, reply, this_update
 from handlers.points_views import policy_of, stamp
 from handlers.problem_views import notify
 
@@ -99,6 +99,7 @@ async def checkout_command(update: Update, context: Context) -> None:
             code,
             amount,
             now=services.now(),
+            update_id=this_update(),  # run again, it finds its checkout and tells them
         )
     if isinstance(result, CheckoutRefused):
         values: dict[str, object] = {"code": code, "amount": amount}

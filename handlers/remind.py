@@ -39,5 +39,6 @@ async def remind_command(update: Update, context: Context) -> None:
     else:
         await reply(update, context, "remind.queued", **counts)
 
+
 def register(app: Application) -> None:  # type: ignore[type-arg]
     app.add_handler(CommandHandler("remind", remind_command))

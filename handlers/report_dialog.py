@@ -21,7 +21,7 @@ from bot.services.problems import PhotoIn, ProblemView, ReportIn, distance_m
 from bot.services.roles import AreaKind, Role, may_report_privately
 from handlers import announce as announce_dialog
 from handlers import claims as claim_dialog
-from handlers.common import is_private, reply
+from handlers.common import SENT, is_private, made_by_this_update, reply, stamped
 from handlers.problem_actions import (
     announce,
     begin_rectification,
@@ -33,7 +33,6 @@ from handlers.problem_views import card_text, notify, photo_of, report_keyboard
 from handlers.reports import group_report_command
 from jobs import media
 
-SEEN_KEY = "last_message_id"  # in a draft's data: the newest message it has taken
 STEPS = ("category", "photos", "description", "location", "village", "confirm")
 MAX_DESCRIPTION = 1000
 VILLAGES_PER_PAGE = 8
@@ -47,10 +46,29 @@ def _nav(context: Context, *, back: bool = True) -> list[InlineKeyboardButton]:
 
 
 async def _save(context: Context, step: str, data: dict[str, Any]) -> None:
+    """Keep the step, and which update made it: if telling the person fails, the update runs
+    again and must not take the same message or tap as the next step's answer."""
     actor = context.actor
     assert actor is not None
     async with context.services.db.begin() as session:
-        await drafts.save(session, actor.person_id, step, data, context.services.now())
+        await drafts.save(session, actor.person_id, step, stamped(data), context.services.now())
+
+
+def _moved_by_this_update(draft: DraftView) -> bool:
+    return draft.kind in ("report", "rectify") and made_by_this_update(draft.data)
+
+
+async def _ask_again(context: Context, chat_id: int, draft: DraftView) -> None:
+    """This update's first run moved the draft, then failed telling the person: ask what the
+    step it moved to asks, once more."""
+    if draft.kind == "rectify" and draft.step == "photos":  # a photo was added
+        await context.bot.send_message(
+            chat_id, context._("report.photo_received"), reply_markup=photos_done_keyboard(context)
+        )
+    elif draft.kind == "rectify":
+        await context.bot.send_message(chat_id, context._("rectify.ask_note"))
+    else:
+        await _prompt(context, chat_id, draft.step, draft.data)
 
 
 async def _prompt(context: Context, chat_id: int, step: str, data: dict[str, Any]) -> None:
@@ -239,12 +257,12 @@ async def on_private_message(update: Update, context: Context) -> None:
     if draft is None:
         await reply(update, context, "fallback.not_understood")
         return
-    # An update runs again when the process died before marking it done (at least once): a
-    # message the draft has taken already must not be taken again as the next step's answer
-    # (a description as the address, a photo twice). A private chat's message ids only grow.
-    if message.message_id <= int(draft.data.get(SEEN_KEY, 0)):
+    if draft.kind == "report" and draft.step == SENT:  # reported; telling failed
+        await _tell_reported(context, message.chat.id, draft.data)
         return
-    draft.data[SEEN_KEY] = message.message_id  # kept with the step's save
+    if _moved_by_this_update(draft):
+        await _ask_again(context, message.chat.id, draft)
+        return
     if draft.kind == "report":
         await _report_message(update, context, draft, message)
     elif draft.kind == "rectify" and draft.step == "photos":
@@ -276,14 +294,16 @@ async def _typed_text(update: Update, context: Context, draft: DraftView, messag
     else:
         action = Action(draft.data["action"])
         result = await make_transition(context, code, action, reason=text)
-    async with context.services.db.begin() as session:
-        await drafts.finish(session, actor.person_id)
+    # The draft is finished last: if telling people fails, this update runs again, finds the
+    # draft and the transition made (keyed by the update), and tells them then.
     if not isinstance(result, ProblemView):
         await message.reply_text(refusal_text(context, result, code))
-        return
-    await message.reply_text(context._(f"done.{action.value}", code=code))
-    media.soon(context)
-    await announce(context, code, action, text)
+    else:
+        await message.reply_text(context._(f"done.{action.value}", code=code))
+        media.soon(context)
+        await announce(context, code, action, text)
+    async with context.services.db.begin() as session:
+        await drafts.finish(session, actor.person_id)
 
 
 async def draft_button(update: Update, context: Context) -> None:
@@ -298,6 +318,14 @@ async def draft_button(update: Update, context: Context) -> None:
         await query.answer(context._("button.stale"), show_alert=True)
         return
     chat_id = query.message.chat.id
+    if draft.kind == "report" and draft.step == SENT:  # reported; telling failed
+        await query.answer()
+        await _tell_reported(context, chat_id, draft.data)
+        return
+    if _moved_by_this_update(draft):
+        await query.answer()
+        await _ask_again(context, chat_id, draft)
+        return
     data = draft.data
     if verb == "cancel":
         async with context.services.db.begin() as session:
@@ -390,26 +418,41 @@ async def _submit_report(context: Context, chat_id: int, draft: DraftView) -> No
             code_prefix=services.rules.problem_code_prefix,
             zone_year=problems.code_year(now, services.settings.zone),
         )
-        await drafts.finish(session, actor.person_id)
-        card = await problems.problem_card(session, result.problem.code, now)
+        # The draft waits as "sent" until the reporter and the admins are told: if that fails,
+        # the update runs again and goes on telling them (the problem is keyed by the draft).
+        sent = {"code": result.problem.code, "created": result.created}
+        await drafts.save(session, actor.person_id, SENT, stamped(sent), now)
+    await _tell_reported(context, chat_id, sent)
+
+
+async def _tell_reported(context: Context, chat_id: int, sent: dict[str, Any]) -> None:
+    """The reporter gets the code and the card; the admins, a new problem's card."""
+    actor = context.actor
+    assert actor is not None
+    services = context.services
+    code = str(sent["code"])
+    now = services.now()
+    async with services.db.begin() as session:
+        card = await problems.problem_card(session, code, now)
         admins = await problems.people_with_role(session, Role.admin)
         locales = await people.locales_of(session, admins)
     assert card is not None
     await context.bot.send_message(
-        chat_id,
-        context._("report.done", code=result.problem.code) + "\n\n" + card_text(context, card),
+        chat_id, context._("report.done", code=code) + "\n\n" + card_text(context, card)
     )
     media.soon(context)
-    if result.created:
+    if sent.get("created"):
         for tid in admins:
             t = services.i18n.translator(locales.get(tid))
             await notify(
                 context,
                 tid,
                 t("notice.new_report") + "\n\n" + card_text(context, card, t),
-                report_keyboard(context, t, result.problem.code, ask_category=False),
+                report_keyboard(context, t, code, ask_category=False),
                 photos=card.before,
             )
+    async with services.db.begin() as session:
+        await drafts.finish(session, actor.person_id)
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]

@@ -79,6 +79,8 @@ class ActivityClaim(Base):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     decided_at: Mapped[datetime | None]
     refusal_reason: Mapped[str | None] = mapped_column(Text)
+    # The Telegram update that decided it: that update, run again, finds its decision made.
+    decided_update_id: Mapped[int | None]
 
 
 class RedemptionCode(Base):
@@ -103,6 +105,8 @@ class RedemptionCode(Base):
     shop_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     shop_area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
     amount: Mapped[int | None]
+    # The Telegram update whose checkout used it: that update, run again, finds it used.
+    used_update_id: Mapped[int | None]
 
 
 class CheckoutAttempt(Base):

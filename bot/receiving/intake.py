@@ -54,11 +54,13 @@ class Poller:
         intake: Intake,
         *,
         timeout: int = 30,
+        retry_base_s: float = 0.5,
         retry_cap_s: float = 30.0,
     ) -> None:
         self.bot = bot
         self.intake = intake
         self.timeout = timeout
+        self.retry_base_s = retry_base_s
         self.retry_cap_s = retry_cap_s
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -96,7 +98,7 @@ class Poller:
                 raise
             except Exception as exc:
                 failures += 1
-                pause = min(self.retry_cap_s, 0.5 * 2 ** min(failures - 1, 8))
+                pause = min(self.retry_cap_s, self.retry_base_s * 2 ** min(failures - 1, 8))
                 if isinstance(exc, Conflict):
                     log.error("polling: %s (another instance polls this bot?)", exc)
                 elif isinstance(exc, TelegramError):

@@ -10,6 +10,8 @@ from bot.limits import counts_toward_limits
 
 FaultKind = Literal["5xx", "timeout", "drop"]
 ALL_KINDS: tuple[FaultKind, ...] = ("5xx", "timeout", "drop")
+# What a random fault may be: besides the network's, a burst of 429s on one chat.
+RandomKind = FaultKind | Literal["429"]
 
 
 @dataclass
@@ -34,11 +36,22 @@ class FaultPlan:
     def __init__(self) -> None:
         self.queued: list[Fault] = []
         self.rate = 0.0
-        self.kinds: tuple[FaultKind, ...] = ALL_KINDS
+        self.kinds: tuple[RandomKind, ...] = ALL_KINDS
         self.methods: frozenset[str] | None = None
         self.random = random.Random(0)
+        # A random "429" answers this many messages to the chat in a row with ``retry_after``.
+        self.burst_429 = 1
+        self.retry_after = 1
+        # Every fault dealt, in order: (method, chat_id, kind), for a test to account for.
+        self.dealt: list[tuple[str, object, str]] = []
 
     def take(self, method: str, chat_id: object) -> Fault | None:
+        fault = self._next(method, chat_id)
+        if fault is not None:
+            self.dealt.append((method, chat_id, fault.kind))
+        return fault
+
+    def _next(self, method: str, chat_id: object) -> Fault | None:
         for fault in self.queued:
             if fault.remaining > 0 and fault.matches(method, chat_id):
                 fault.remaining -= 1
@@ -48,7 +61,15 @@ class FaultPlan:
             and (self.methods is None or method in self.methods)
             and self.random.random() < self.rate
         ):
-            return Fault(self.random.choice(self.kinds), 1)
+            kind = self.random.choice(self.kinds)
+            if kind != "429":
+                return Fault(kind, 1)
+            if not counts_toward_limits(method) or not isinstance(chat_id, int):
+                return Fault("5xx", 1)  # Telegram's 429s are about messages to a chat
+            rest = self.burst_429 - 1
+            if rest:
+                self.queued.append(Fault("429", rest, None, chat_id, self.retry_after))
+            return Fault("429", 1, None, chat_id, self.retry_after)
         return None
 
     def clear(self) -> None:

@@ -27,7 +27,7 @@ from bot.limits import TelegramLimits, counts_toward_limits
 from bot.sandbox import methods, ratecheck
 from bot.sandbox.driver import Driver
 from bot.sandbox.errors import ApiError, bad
-from bot.sandbox.faults import ALL_KINDS, Fault, FaultKind, FaultPlan
+from bot.sandbox.faults import ALL_KINDS, Fault, FaultKind, FaultPlan, RandomKind
 from bot.sandbox.ratecheck import LoggedRequest
 from bot.sandbox.webhook import WebhookDelivery
 from bot.sandbox.world import JSON, SimUser, Upload
@@ -217,18 +217,23 @@ class Sandbox(Driver):
     def fault_rate(
         self,
         p: float,
-        kinds: tuple[FaultKind, ...] = ALL_KINDS,
+        kinds: tuple[RandomKind, ...] = ALL_KINDS,
         seed: int = 0,
         *,
         methods: list[str] | None = None,
+        burst_429: int = 1,
+        retry_after: int = 1,
     ) -> None:
         """A fraction ``p`` of calls (of ``methods``, default all, getUpdates included) fail with
-        one of ``kinds``, drawn from a seeded generator so a run can be replayed."""
+        one of ``kinds``, drawn from a seeded generator so a run can be replayed. A "429" (on a
+        message to a chat; any other call gets a 5xx instead) starts a burst: that chat's next
+        ``burst_429`` messages get 429 with ``retry_after``."""
         import random
 
         self.faults.rate, self.faults.kinds = p, kinds
         self.faults.methods = frozenset(methods) if methods is not None else None
         self.faults.random = random.Random(seed)
+        self.faults.burst_429, self.faults.retry_after = max(1, burst_429), retry_after
 
     def clear_faults(self) -> None:
         self.faults.clear()

@@ -212,17 +212,6 @@ class ChatRateLimiter(BaseRateLimiter[None]):
     ) -> Result:
         cost = message_cost(endpoint, data)
         chat_id = data.get("chat_id")
-        if endpoint == "answerCallbackQuery":
-            try:
-                return await self._attempts(callback, args, kwargs, endpoint, None, 0)
-            except BadRequest as exc:
-                # A button's answer can only be given within seconds of the tap: an update
-                # run again after a restart (or retried) is past that. The tap was handled;
-                # the update must not fail (and be parked) for the answer.
-                if "query is too old" not in exc.message.lower():
-                    raise
-                log.info("answerCallbackQuery: too late to answer the button (%s)", exc.message)
-                return True
         if chat_id is None:
             return await self._attempts(callback, args, kwargs, endpoint, None, 0)
         chat = self._checkout(chat_key(chat_id))

@@ -188,14 +188,31 @@ async def _decide(
     status: str,
     now: datetime,
     reason: str | None = None,
+    update_id: int | None = None,
 ) -> ClaimView | ClaimRefusal | Decided:
+    if update_id is not None:
+        mine = await session.scalar(
+            select(ActivityClaim.id).where(
+                ActivityClaim.id == claim_id,
+                ActivityClaim.decided_update_id == update_id,
+                ActivityClaim.status == status,
+            )
+        )
+        if mine is not None:  # this update decided it, and runs again: the decision it made
+            return await claim_view(session, claim_id) or ClaimRefusal.not_found
     checked = await precheck(session, claim_id, actor_person_id)
     if not isinstance(checked, ClaimView):
         return checked
     result = await session.execute(
         update(ActivityClaim)
         .where(ActivityClaim.id == claim_id, ActivityClaim.status == PENDING)
-        .values(status=status, decided_by_id=actor_person_id, decided_at=now, refusal_reason=reason)
+        .values(
+            status=status,
+            decided_by_id=actor_person_id,
+            decided_at=now,
+            refusal_reason=reason,
+            decided_update_id=update_id,
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -208,9 +225,18 @@ async def _decide(
 
 
 async def approve_claim(
-    session: AsyncSession, policy: Policy, claim_id: int, cadre_person_id: int, *, now: datetime
+    session: AsyncSession,
+    policy: Policy,
+    claim_id: int,
+    cadre_person_id: int,
+    *,
+    now: datetime,
+    update_id: int | None = None,
 ) -> tuple[ClaimView, Change] | ClaimRefusal | Decided:
-    decided = await _decide(session, claim_id, cadre_person_id, APPROVED, now)
+    """Approve, with the points (once per claim). ``update_id``: the Telegram update asking;
+    run again (its first run failed telling the volunteer), it gets the approval it made,
+    not a refusal, so that it can go on to tell them."""
+    decided = await _decide(session, claim_id, cadre_person_id, APPROVED, now, update_id=update_id)
     if not isinstance(decided, ClaimView):
         return decided
     change = await points.earn(
@@ -229,12 +255,19 @@ async def approve_claim(
 
 
 async def refuse_claim(
-    session: AsyncSession, claim_id: int, cadre_person_id: int, reason: str, *, now: datetime
+    session: AsyncSession,
+    claim_id: int,
+    cadre_person_id: int,
+    reason: str,
+    *,
+    now: datetime,
+    update_id: int | None = None,
 ) -> ClaimView | ClaimRefusal | Decided:
+    """Refuse with a reason; ``update_id`` as for ``approve_claim``."""
     reason = " ".join(reason.split())[:MAX_TEXT]
     if not reason:
         return ClaimRefusal.needs_reason
-    return await _decide(session, claim_id, cadre_person_id, REFUSED, now, reason)
+    return await _decide(session, claim_id, cadre_person_id, REFUSED, now, reason, update_id)
 
 
 async def pending_for(session: AsyncSession, cadre_person_id: int) -> list[ClaimView]:

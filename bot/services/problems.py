@@ -393,13 +393,21 @@ async def transition(
     reason: str | None = None,
     after_photos: list[PhotoIn] | None = None,
     points: points_ledger.Policy | None = None,
+    update_id: int | None = None,
 ) -> ProblemView | Refusal | None:
     """Make one transition; None if there is no such problem. A refusal changes nothing.
     With ``points``, the reporter's points for it go into the ledger in the same transaction
-    (see ``points.on_problem_transition``)."""
+    (see ``points.on_problem_transition``).
+
+    ``update_id``: the Telegram update asking for it. An update runs again when its first run
+    failed after the change was committed (the network failed telling people); the second
+    run finds the change made by this update and gets the problem as it is, changing nothing,
+    so that it can go on to tell everyone."""
     problem = await problem_by_code(session, code, lock=True)
     if problem is None:
         return None
+    if update_id is not None and await _made_by_update(session, problem.id, action, update_id):
+        return await _view(session, problem)
     actor = await actor_roles(session, actor_person_id)
     photos = after_photos or []
     event = Event(
@@ -433,7 +441,7 @@ async def transition(
             reason=event.reason,
             subject_id=subject_id,
             deadline=deadline,
-            data={"photos": len(photos)} if photos else None,
+            data=_event_data(len(photos), update_id),
         )
     )
     await session.flush()
@@ -450,6 +458,25 @@ async def transition(
             reason=event.reason,
         )
     return await _view(session, problem)
+
+
+def _event_data(photos: int, update_id: int | None) -> dict[str, int] | None:
+    data = {"photos": photos} if photos else {}
+    if update_id is not None:
+        data["update"] = update_id
+    return data or None
+
+
+async def _made_by_update(
+    session: AsyncSession, problem_id: int, action: Action, update_id: int
+) -> bool:
+    """Whether the update already made this transition (a problem has a handful of events)."""
+    rows = await session.scalars(
+        select(ProblemEvent.data).where(
+            ProblemEvent.problem_id == problem_id, ProblemEvent.action == action.value
+        )
+    )
+    return any((data or {}).get("update") == update_id for data in rows)
 
 
 async def history_state(session: AsyncSession, problem_id: int) -> ProblemState:

@@ -170,11 +170,20 @@ async def checkout(
     amount: int,
     *,
     now: datetime,
+    update_id: int | None = None,
 ) -> Receipt | CheckoutRefused:
     """The shop redeems ``amount`` points with the volunteer's ``code``. Refused: nothing
-    changes but the record of the attempt."""
+    changes but the record of the attempt.
+
+    ``update_id``: the Telegram update asking. Run again (its first run failed telling the
+    shop or the volunteer), it gets the receipt of the checkout it made, rather than "used"
+    (which would also count as a wrong code towards the shop's lock-out)."""
     if amount <= 0:
         raise ValueError(amount)
+    if update_id is not None:
+        made = await _made_by_update(session, shop_person_id, code, update_id)
+        if made is not None:
+            return made
     # One checkout per shop at a time, so that parallel guesses all count: PostgreSQL locks
     # the shop's row (NO KEY UPDATE: rows that merely refer to it are not held up), SQLite
     # has one writer from the attempt's insert on.
@@ -218,6 +227,7 @@ async def checkout(
                 shop_area_id=shop_area_id,
                 amount=amount,
                 live_code=None,
+                used_update_id=update_id,
             )
             .returning(RedemptionCode.id, RedemptionCode.person_id)
             .execution_options(synchronize_session=False)
@@ -233,7 +243,14 @@ async def checkout(
         await session.execute(
             update(RedemptionCode)
             .where(RedemptionCode.id == redemption_id)
-            .values(used_at=None, shop_id=None, shop_area_id=None, amount=None, live_code=code)
+            .values(
+                used_at=None,
+                shop_id=None,
+                shop_area_id=None,
+                amount=None,
+                live_code=code,
+                used_update_id=None,
+            )
             .execution_options(synchronize_session=False)
         )
         await _record(session, attempt, refused.refusal)
@@ -253,16 +270,40 @@ async def checkout(
         balance = await points.balance_of(session, volunteer_id)
         return await undo(CheckoutRefused(CheckoutRefusal.too_large, balance=balance))
     await _record(session, attempt, OK)
+    return await _receipt(
+        session,
+        redemption_id,
+        change.entry.id,
+        amount,
+        change.balance,
+        now,
+        volunteer_id,
+        shop_person_id,
+        shop_area_id,
+    )
+
+
+async def _receipt(
+    session: AsyncSession,
+    redemption_id: int,
+    entry_id: int,
+    amount: int,
+    balance: int,
+    at: datetime,
+    volunteer_id: int,
+    shop_person_id: int,
+    shop_area_id: int | None,
+) -> Receipt:
     volunteer = await session.get(Person, volunteer_id)
     shop = await session.get(Person, shop_person_id)
     assert volunteer is not None and shop is not None
     area = await session.scalar(select(Area.name).where(Area.id == shop_area_id))
     return Receipt(
         redemption_id,
-        change.entry.id,
+        entry_id,
         amount,
-        change.balance,
-        now,
+        balance,
+        at,
         volunteer.id,
         volunteer.telegram_id,
         volunteer.full_name,
@@ -271,6 +312,37 @@ async def checkout(
         shop.telegram_id,
         shop.full_name,
         area,
+    )
+
+
+async def _made_by_update(
+    session: AsyncSession, shop_person_id: int, code: str, update_id: int
+) -> Receipt | None:
+    """The receipt of the checkout this update made already, if it did."""
+    used = (
+        await session.scalars(
+            select(RedemptionCode).where(
+                RedemptionCode.code == code,  # indexed; few codes share digits
+                RedemptionCode.shop_id == shop_person_id,
+                RedemptionCode.used_update_id == update_id,
+            )
+        )
+    ).first()
+    if used is None or used.amount is None or used.used_at is None:
+        return None
+    entry = await points.entry_by_key(session, f"redemption:{used.id}")
+    assert entry is not None
+    balance = await points.balance_of(session, used.person_id)
+    return await _receipt(
+        session,
+        used.id,
+        entry.id,
+        used.amount,
+        balance,
+        used.used_at,
+        used.person_id,
+        shop_person_id,
+        used.shop_area_id,
     )
 
 

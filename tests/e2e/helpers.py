@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 
 from sqlalchemy import func, select
 
 import models
 from bot.harness import Harness
+from bot.sending.ratelimit import ChatRateLimiter
 from bot.services import people
 from bot.services.roles import Role
 
@@ -69,3 +72,23 @@ async def grant(h: Harness, telegram_id: int, role: Role, area_code: str) -> Non
         person = await people.ensure_person(session, telegram_id, str(telegram_id), None)
         area_id = await session.scalar(select(models.Area.id).where(models.Area.code == area_code))
         await people.grant_role(session, person.id, role, area_id)
+
+
+def beyond_retries(h: Harness, chat_id: int, method: str = "sendMessage") -> None:
+    """The next ``method`` calls to ``chat_id`` fail (502) more often than the rate limiter
+    retries: the update making them fails, and runs again from the inbox."""
+    limiter = h.app.bot.rate_limiter
+    assert isinstance(limiter, ChatRateLimiter)
+    h.sb.inject_faults("5xx", count=limiter.max_retries + 1, method=method, chat_id=chat_id)
+
+
+async def updates_done(h: Harness, timeout: float = 10.0) -> list[str]:
+    """Once no update waits to run (again): how each ended, "done" or "parked"."""
+    deadline = time.monotonic() + timeout
+    while True:
+        async with h.db.begin() as session:
+            statuses = list(await session.scalars(select(models.InboxUpdate.status)))
+        if "pending" not in statuses:
+            return statuses
+        assert time.monotonic() < deadline, "updates still pending"
+        await asyncio.sleep(0.05)

@@ -19,7 +19,7 @@ from bot.sandbox import Sandbox, SentMessage, tiny_png
 from bot.services.roles import Role
 from jobs import schedule
 from tests.e2e.conftest import ADMIN, GROUP, STRANGER, start_world
-from tests.e2e.helpers import table_counts
+from tests.e2e.helpers import beyond_retries, table_counts, updates_done
 from tests.e2e.reminder_world import drained, local, person, rows, sender_looked
 
 TOWN_GROUP, IDLE_GROUP = -100700, -100800
@@ -282,3 +282,35 @@ async def test_a_restart_in_the_middle_resumes_the_conversation(
             assert not [m for m in h.sb.sent(GROUP) if "噪声" in m.content]
     finally:
         await sb.stop()
+
+
+async def test_questions_and_answers_lost_to_the_network_are_asked_and_told_again(
+    district: Harness,
+) -> None:
+    """A step is taken, then the next question fails past every retry: the update runs again
+    and asks it (it used to find its own tap stale, and ask nothing). The confirmation of an
+    announcement sent "now" fails the same way: one announcement, each group gets it once, the
+    admin is told."""
+    h = district
+    start = h.sb.mark()
+    menu = await h.reply_to(ADMIN, "/announce")
+    beyond_retries(h, ADMIN)
+    mark = h.sb.mark()
+    h.sb.press(ADMIN, menu, text="全部已绑定的群（2 个）")
+    ask = await h.wait_for(ADMIN, mark, "第2步")
+    beyond_retries(h, ADMIN)
+    mark = h.sb.mark()
+    h.sb.send_text(ADMIN, "紧急通知：今晚禁止露天焚烧")
+    ask_when = await h.wait_for(ADMIN, mark, "第3步")
+    assert ask.message_id != ask_when.message_id
+    mark = h.sb.mark()
+    h.sb.press(ADMIN, ask_when, text="⚡ 立即发送")
+    question = await h.wait_for(ADMIN, mark, "第4步")
+    beyond_retries(h, ADMIN)
+    assert "#1 正在发送给 2 个群" in await confirm(h, question)
+    assert set(await updates_done(h)) == {"done"}
+    await drained(h)
+    assert await statuses(h) == {1: ("released", 2)}
+    for chat_id in (GROUP, TOWN_GROUP):
+        assert [m.content for m in got(h, chat_id, start)] == ["紧急通知：今晚禁止露天焚烧"]
+    assert (await table_counts(h))["drafts"] == 0

@@ -14,6 +14,7 @@ from bot.harness import TOKEN, Harness, running_bot
 from bot.limits import TelegramLimits
 from bot.sandbox import Sandbox, SentMessage
 from tests.e2e.conftest import ADMIN, GROUP, STRANGER, start_world
+from tests.e2e.helpers import beyond_retries, table_counts, updates_done
 from tests.e2e.points_cast import (
     CADRE,
     LONELY_VOLUNTEER,
@@ -201,3 +202,67 @@ async def test_a_cadre_lists_waiting_claims(world: Harness) -> None:
     await h.press_answer(SECOND_CADRE, card, "✅ 通过")
     assert await balance(h, VOLUNTEER) == 5
     assert "没有待审核" in (await h.reply_to(CADRE, "/claims")).content
+
+
+# ---------------------------------------------------------------- a notice lost to the network
+# Each change is made, then the notice that follows fails past every retry: the update runs
+# again from the inbox, finds the change made by itself (not a second one) and sends the notice.
+
+
+async def _claims(h: Harness) -> list[tuple[str, str]]:
+    async with h.db.begin() as session:
+        rows = await session.scalars(select(models.ActivityClaim).order_by(models.ActivityClaim.id))
+        return [(c.status, c.text) for c in rows]
+
+
+async def test_a_claim_whose_cadre_card_is_lost_is_one_claim_and_reaches_the_cadre(
+    world: Harness,
+) -> None:
+    h = world
+    await _claim_up_to_text(h)
+    beyond_retries(h, CADRE)
+    mark = h.sb.mark()
+    h.sb.send_text(VOLUNTEER, "清理河道垃圾三袋")
+    card = await h.wait_for(CADRE, mark, "活动申报 #")
+    assert card.buttons == [["✅ 通过", "❌ 不通过"]]
+    await h.wait_for(VOLUNTEER, mark, "已提交活动申报 #")
+    assert set(await updates_done(h)) == {"done"}
+    assert await _claims(h) == [("pending", "清理河道垃圾三袋")]
+    assert (await table_counts(h))["drafts"] == 0
+    # The cadre's card works: the claim is approved once.
+    assert "已通过申报" in await h.press_answer(CADRE, card, "✅ 通过")
+    await h.wait_for(VOLUNTEER, mark, "已通过")
+
+
+async def test_an_approval_whose_notice_is_lost_is_made_once_and_reaches_the_volunteer(
+    world: Harness,
+) -> None:
+    h = world
+    card = await _claim(h)
+    beyond_retries(h, VOLUNTEER)
+    mark = h.sb.mark()
+    h.sb.press(CADRE, card, text="✅ 通过")
+    notice = await h.wait_for(VOLUNTEER, mark, "已通过")
+    assert "余额 5 分" in notice.content
+    assert set(await updates_done(h)) == {"done"}
+    assert await ledger(h, VOLUNTEER) == [("activity", 5)]
+    assert [status for status, _ in await _claims(h)] == ["approved"]
+
+
+async def test_a_refusal_whose_notice_is_lost_is_made_once_and_reaches_the_volunteer(
+    world: Harness,
+) -> None:
+    h = world
+    card = await _claim(h)
+    mark = h.sb.mark()
+    assert "私聊中输入原因" in await h.press_answer(CADRE, card, "❌ 不通过")
+    await h.wait_for(CADRE, mark, "不通过的原因")
+    beyond_retries(h, VOLUNTEER)
+    mark = h.sb.mark()
+    h.sb.send_text(CADRE, "照片看不出是清理现场")
+    notice = await h.wait_for(VOLUNTEER, mark, "未通过")
+    assert "照片看不出是清理现场" in notice.content
+    await h.wait_for(CADRE, mark, "已退回申报")
+    assert set(await updates_done(h)) == {"done"}
+    assert [status for status, _ in await _claims(h)] == ["refused"]
+    assert (await table_counts(h))["drafts"] == 0

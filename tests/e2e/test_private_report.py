@@ -12,7 +12,7 @@ from bot.limits import TelegramLimits
 from bot.sandbox import Sandbox, SentMessage
 from bot.services.roles import Role
 from tests.e2e.conftest import ADMIN, EXAMPLE_RULES, GROUP, start_world
-from tests.e2e.helpers import grant, problem_code, table_counts
+from tests.e2e.helpers import beyond_retries, grant, problem_code, table_counts, updates_done
 
 VOLUNTEER = 4001
 INSIDE = (30.7512, 120.7588)  # in 南湖区
@@ -214,3 +214,32 @@ async def test_back_at_every_step_and_the_cancel_button(bot: Harness) -> None:
     assert "已取消" in (await _tap(bot, step, "取消")).content
     after = await table_counts(bot)
     assert after["drafts"] == before["drafts"] - 1 and after["problems"] == 0
+
+
+async def test_a_report_whose_admin_card_is_lost_is_one_problem_and_reaches_the_admin(
+    bot: Harness,
+) -> None:
+    """Submitting makes the problem, then the admin's card fails past every retry: the update
+    runs again, finds the problem made by this draft and tells the admin (the draft used to be
+    finished with the problem, so the second run found a stale button and told nobody)."""
+    await grant(bot, VOLUNTEER, Role.volunteer, "NH-DQ-01")
+    await bot.reply_to(ADMIN, "/start")
+    step = await bot.reply_to(VOLUNTEER, "/report")
+    step = await _tap(bot, step, "露天焚烧")
+    mark = bot.sb.mark()
+    bot.sb.send_photo(VOLUNTEER)
+    await _tap(bot, await _next(bot, mark), "完成")
+    await bot.reply_to(VOLUNTEER, "路边焚烧垃圾")
+    mark = bot.sb.mark()
+    bot.sb.send_location(VOLUNTEER, *INSIDE)
+    confirm = await _tap(bot, await _next(bot, mark), "东桥村")
+    beyond_retries(bot, ADMIN)
+    mark = bot.sb.mark()
+    bot.sb.press(VOLUNTEER, confirm, text="✅ 提交")
+    card = await bot.wait_for(ADMIN, mark, "有新的问题上报")
+    code = problem_code(bot, 1)
+    assert code in card.content and card.buttons[-1] == ["交办", "不予受理"]
+    assert f"上报成功，编号 {code}" in (await bot.wait_for(VOLUNTEER, mark, "上报成功")).content
+    assert set(await updates_done(bot)) == {"done"}  # none parked
+    counts = await table_counts(bot)
+    assert (counts["problems"], counts["drafts"]) == (1, 0)

@@ -8,11 +8,14 @@ from datetime import timedelta
 
 import png
 import pytest
+from sqlalchemy import select
 
+import models
 from bot.harness import Harness
 from bot.qr import BORDER_BOXES, BOX_PIXELS, qr_modules
 from bot.sandbox import SentMessage
 from tests.e2e.conftest import ADMIN, GROUP, STRANGER
+from tests.e2e.helpers import beyond_retries, updates_done
 from tests.e2e.points_cast import (
     CADRE,
     CODE_IN,
@@ -185,3 +188,26 @@ async def test_earn_and_spend_on_each_database(bot_any_db: Harness) -> None:
     assert "核销成功" in (await h.reply_to(SHOP, f"/checkout {code} 2")).content
     await h.wait_for(VOLUNTEER, mark, "当前余额：1 分")
     assert await ledger(h, VOLUNTEER) == [("activity", 3), ("redemption", -2)]
+
+
+async def test_a_checkout_whose_volunteer_receipt_is_lost_is_made_once_and_sent(
+    world: Harness,
+) -> None:
+    """The checkout is made, then the volunteer's receipt fails past every retry: the update
+    runs again, finds its checkout made (once, no attempt counted as a wrong code) and both get
+    their receipts; the second run used to tell the shop the code was used, and nobody else."""
+    h = world
+    await fund(h, VOLUNTEER, 10)
+    code, _message = await _redeem(h)
+    beyond_retries(h, VOLUNTEER)
+    mark = h.sb.mark()
+    h.sb.send_text(SHOP, f"/checkout {code} 3")
+    mine = await h.wait_for(VOLUNTEER, mark, "兑换了 3 积分")
+    assert "当前余额：7 分" in mine.content
+    assert set(await updates_done(h)) == {"done"}
+    told = [m.content for m in h.sb.sent(SHOP) if m.seq > mark]
+    assert told and all("核销成功" in text and "R000001" in text for text in told), told
+    assert await ledger(h, VOLUNTEER) == [("correction", 10), ("redemption", -3)]
+    async with h.db.begin() as session:
+        outcomes = list(await session.scalars(select(models.CheckoutAttempt.outcome)))
+    assert outcomes == ["ok"]

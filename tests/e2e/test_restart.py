@@ -220,6 +220,7 @@ async def test_killed_in_each_scheduled_job_every_job_runs_once_for_its_period(
     )
     bot = BotProcess("bot", tmp_path, env)
     due: set[str] = set()
+    in_flight: set[tuple[int, str]] = set()  # delivered but not marked sent when killed
     unwritten_after_kill: list[bool] = []
     try:
         for job, kill_while in PHASES:
@@ -257,6 +258,19 @@ async def test_killed_in_each_scheduled_job_every_job_runs_once_for_its_period(
 
             async def all_recorded() -> None:
                 assert await eventually(recorded, timeout=30)
+                # A row left from the last kill may be in flight now: delivered, not yet marked.
+                # The kill comes right after this (no await between), so the restarted process
+                # sends it again: at least once, the outbox's contract at Telegram's edge.
+                pending = {
+                    (r.chat_id, sent_as(r.payload))
+                    for r in await rows(scene)
+                    if r.status == "pending"
+                }
+                in_flight.update(
+                    (m.chat_id, m.content)
+                    for m in scene.sb.sent()
+                    if (m.chat_id, m.content) in pending
+                )
 
             await bot.start()
             scene.sb.arm(bot.pid, before=new, hold=all_recorded)
@@ -293,10 +307,12 @@ async def test_killed_in_each_scheduled_job_every_job_runs_once_for_its_period(
     assert keys["overdue-group"] == 2  # both groups list the overdue problem
     assert keys["ranking"] >= 2 and keys["leaderboard"] >= 2 and keys["announce"] == 2
     assert keys["summary"] == 2 * 2 * len(LEADERS)  # weekly and daily, two messages each
-    # Every row delivered exactly once, and nothing else sent.
+    # Every row delivered once (twice only if it was in flight at a kill), nothing else sent.
     expected = Counter((r.chat_id, sent_as(r.payload)) for r in outbox)
     got = Counter((m.chat_id, m.content) for m in scene.sb.sent())
-    assert got == expected, (got - expected, expected - got)
+    assert not expected - got, expected - got
+    extra = got - expected
+    assert set(extra) <= in_flight and max(extra.values(), default=0) <= 1, (extra, in_flight)
 
 
 VOLUNTEER = 4101
@@ -373,5 +389,7 @@ async def test_killed_after_each_step_of_a_private_report_the_conversation_conti
         drafts = list(await session.scalars(select(models.Draft)))
     assert len(problems) == 1 and drafts == []
     assert problems[0].category == "open_burning" and problems[0].village_id is not None
-    # The person saw one success, and every step's prompt at least once.
-    assert sum("上报成功" in m.content for m in killing.sent(VOLUNTEER)) == 1
+    # The person saw the success, and every step's prompt at least once. The process died just
+    # after the success reached Telegram and before the update was marked done, so the update
+    # ran again and said it again: at least once, never lost (one problem all the same).
+    assert 1 <= sum("上报成功" in m.content for m in killing.sent(VOLUNTEER)) <= 2

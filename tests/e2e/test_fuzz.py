@@ -217,11 +217,17 @@ async def _set_up(h: Harness) -> list[str]:
         (VOLUNTEER, "/claim"),
         (VOLUNTEER, "/redeem"),
         (LIAISON, f"/rectified {rectifying}"),
-        (INSPECTOR, "/report"),
         (STRANGER, "/lang"),
     ]:
         await h.reply_to(uid, command)
     await h.reply_to(ADMIN, "/bindgroup", chat_id=UNBOUND)
+    # The inspector's private report, left at its village step (its buttons carry area ids).
+    await h.press(INSPECTOR, await h.reply_to(INSPECTOR, "/report"), "露天焚烧")
+    mark = sb.mark()
+    sb.send_photo(INSPECTOR)
+    await h.press(INSPECTOR, (await sb.wait_messages(INSPECTOR, since=mark))[0], "完成")
+    await h.reply_to(INSPECTOR, "河边有人烧垃圾")
+    assert "东桥村" in str((await h.reply_to(INSPECTOR, "东桥村口")).buttons)
     async with h.db.begin() as session:
         codes = list(await session.scalars(select(models.Problem.code)))
     return codes

@@ -845,7 +845,7 @@ async def _failures(f: Fuzz) -> list[str]:
 
 @settings(
     # More for a hunt by hand: GREENGRID_FUZZ_EXAMPLES=1000 (and a --hypothesis-seed).
-    max_examples=int(os.environ.get("GREENGRID_FUZZ_EXAMPLES", "80")),
+    max_examples=int(os.environ.get("GREENGRID_FUZZ_EXAMPLES", "60")),
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,

@@ -19,7 +19,7 @@ from bot.services.announcements import AnnouncementView, CancelRefusal, TimeErro
 from bot.services.drafts import DraftView
 from bot.services.outbox import is_quiet
 from bot.services.roles import Role
-from handlers.common import SENT, is_group, made_by_this_update, reply, stamped
+from handlers.common import SENT, is_group, made_by_this_update, parse_id, reply, stamped
 from jobs import announcements as release
 
 DRAFT_KIND = "announce"
@@ -264,8 +264,8 @@ async def announce_button(update: Update, context: Context) -> None:
         groups = await _group_names(context)
         if arg == "all":
             data.update(target="all", groups=len(groups))
-        elif arg.lstrip("-").isdigit() and int(arg) in groups:
-            data.update(target=int(arg), target_title=groups[int(arg)])
+        elif (group := parse_id(arg)) is not None and group in groups:
+            data.update(target=group, target_title=groups[group])
         else:  # a group unbound since the buttons were made
             await query.answer(context._("announce.group_gone"), show_alert=True)
             return
@@ -430,12 +430,13 @@ async def _cancel_button(update: Update, context: Context, arg: str) -> None:
     if not actor.has(Role.admin):
         await query.answer(context._("announce.not_admin"), show_alert=True)
         return
-    if not arg.isdigit():
+    announcement_id = parse_id(arg)
+    if announcement_id is None:
         await query.answer(context._("button.stale"), show_alert=True)
         return
     async with context.services.db.begin() as session:
         result = await announcements.cancel(
-            session, int(arg), by_person_id=actor.person_id, now=context.services.now()
+            session, announcement_id, by_person_id=actor.person_id, now=context.services.now()
         )
     if isinstance(result, CancelRefusal):
         await query.answer(

@@ -17,7 +17,7 @@ from bot.services.drafts import DraftView
 from bot.services.points import Change
 from bot.services.problems import PhotoIn
 from bot.services.roles import Role
-from handlers.common import SENT, is_private, reply, stamped, this_update
+from handlers.common import SENT, is_private, parse_id, reply, stamped, this_update
 from handlers.points_views import activity_name, entry_line, policy_of, stamp
 from handlers.problem_views import notify, photo_of
 
@@ -223,13 +223,14 @@ async def claim_button(update: Update, context: Context) -> None:
     if verb in ("t", "x"):
         await _draft_button(update, context, verb, arg)
         return
-    if verb not in ("ok", "no") or not arg.isdigit():
+    claim_id = parse_id(arg)
+    if verb not in ("ok", "no") or claim_id is None:
         await query.answer(context._("button.stale"), show_alert=True)
         return
     if verb == "ok":
-        await _approve(update, context, int(arg))
+        await _approve(update, context, claim_id)
     else:
-        await _ask_reason(update, context, int(arg))
+        await _ask_reason(update, context, claim_id)
 
 
 async def _draft_button(update: Update, context: Context, verb: str, arg: str) -> None:

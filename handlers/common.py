@@ -54,6 +54,21 @@ async def reply(update: Update, context: Context, key: str, /, **values: object)
         await message.reply_text(context._(key, **values))
 
 
+# The largest number a database id (64-bit) can be; forged data may carry any number at all.
+MAX_ID = 2**63 - 1
+
+
+def parse_id(text: str) -> int | None:
+    """An id (or a small count) from button data or a typed argument: ASCII digits, maybe with
+    a leading minus, that fit in 64 bits; None for anything else. (``str.isdigit`` is true for
+    "²", which ``int`` refuses, and ``int`` takes numbers no database column holds.)"""
+    digits = text.removeprefix("-")
+    if not digits or not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        return None
+    value = int(text)
+    return value if -MAX_ID <= value <= MAX_ID else None
+
+
 def is_private(update: Update) -> bool:
     return update.effective_chat is not None and update.effective_chat.type == Chat.PRIVATE
 

@@ -18,7 +18,7 @@ from bot.context import Context
 from bot.services import chats, org
 from bot.services.chats import Binding
 from bot.services.roles import AreaKind, Role
-from handlers.common import area_label, is_group, reply
+from handlers.common import area_label, is_group, parse_id, reply
 from jobs import leader_summary
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,8 @@ async def bind_button(update: Update, context: Context) -> None:
     if not actor.has(Role.admin):
         await query.answer(context._("bind.not_admin"), show_alert=True)
         return
-    try:
-        area_id = int(query.data.removeprefix("bind:"))
-    except ValueError:
+    area_id = parse_id(query.data.removeprefix("bind:"))
+    if area_id is None:
         area_id = -1
     binding = await _bind(context, update, area_id) if is_group(update) else None
     if binding is None:

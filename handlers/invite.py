@@ -16,10 +16,11 @@ from bot.services import invites, org
 from bot.services.invites import InviteRefusal, InviteView
 from bot.services.org import AreaView
 from bot.services.roles import ROLE_AREA_KIND, Role, invitable_roles, parse_role
-from handlers.common import is_private, reply
+from handlers.common import is_private, parse_id, reply
 
 AREAS_PER_PAGE = 8
 MAX_DAYS = 365
+MAX_USES = 100_000  # more than a district has people; and a number the database holds
 
 
 def _link(context: Context, code: str) -> str:
@@ -114,7 +115,7 @@ async def _from_args(context: Context, args: list[str]) -> str:
         days = int(args[3]) if len(args) > 3 else context.services.rules.invites.default_expiry_days
     except ValueError:
         return context._("invite.usage")
-    if uses < 0 or not 1 <= days <= MAX_DAYS:
+    if not 0 <= uses <= MAX_USES or not 1 <= days <= MAX_DAYS:
         return context._("invite.usage")
     return await _create(context, role, area.id, uses or None, days)
 
@@ -157,7 +158,9 @@ async def invite_button(update: Update, context: Context) -> None:
         await query.answer(context._("invite.not_allowed"), show_alert=True)
         return
     try:
-        step, number = parts[1], int(parts[3])
+        step, number = parts[1], parse_id(parts[3])
+        if number is None:
+            raise ValueError(parts[3])
         multi = parts[4] == "0" if step == "u" else False
     except (IndexError, ValueError):
         await query.answer(context._("button.stale"), show_alert=True)

@@ -12,7 +12,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, filt
 from bot.context import Context
 from bot.services import inbox
 from bot.services.roles import Role
-from handlers.common import reply
+from handlers.common import parse_id, reply
 
 SHOWN = 10
 ERROR_SHOWN = 160
@@ -70,7 +70,8 @@ async def parked_button(update: Update, context: Context) -> None:
         await query.answer(context._("parked.not_admin"), show_alert=True)
         return
     which = query.data.removeprefix("pk:")
-    ids = None if which == "all" else [int(which)] if which.isdigit() else []
+    update_id = parse_id(which)
+    ids = None if which == "all" else [update_id] if update_id is not None else []
     services = context.services
     async with services.db.begin() as session:
         n = await inbox.replay(session, ids, now=datetime.now(UTC))  # the inbox's real time

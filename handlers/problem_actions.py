@@ -20,6 +20,7 @@ from bot.services.chats import binding_of
 from bot.services.problem_machine import Action, Refusal
 from bot.services.problems import ProblemCard, ProblemView
 from bot.services.roles import AreaKind, Role, may_view_problem
+from handlers.common import parse_id
 from handlers.points_views import entry_line, policy_of
 from handlers.problem_views import (
     card_text,
@@ -229,7 +230,7 @@ async def _assign_menu(context: Context, update: Update, code: str, args: list[s
         async with services.db.begin() as session:
             problem = await problems.problem_by_code(session, code)
             category = services.rules.category(problem.category) if problem else None
-            subject = await org.area_by_id(session, int(args[0]))
+            subject = await org.area_by_id(session, _id(args[0]))
         if subject is None or subject.kind is not AreaKind.subject:  # forged or outdated
             await query.answer(refusal_text(context, Refusal.needs_subject, code), show_alert=True)
             return
@@ -252,7 +253,7 @@ async def _assign_menu(context: Context, update: Update, code: str, args: list[s
             InlineKeyboardMarkup([buttons[:2], buttons[2:]]),
         )
         return
-    subject_id, n_days = int(args[0]), int(args[1])
+    subject_id, n_days = _id(args[0]), int(args[1])
     if not 1 <= n_days <= 365:
         raise ValueError(n_days)
     deadline = problems.deadline_after(services.now(), n_days, services.settings.zone)
@@ -260,6 +261,14 @@ async def _assign_menu(context: Context, update: Update, code: str, args: list[s
         context, code, Action.assign, subject_id=subject_id, deadline=deadline
     )
     await _after(context, update, code, Action.assign, result)
+
+
+def _id(text: str) -> int:
+    """An id from button data; forged data (not a 64-bit number) is refused as stale."""
+    value = parse_id(text)
+    if value is None:
+        raise ValueError(text)
+    return value
 
 
 async def _after(

@@ -13,11 +13,12 @@ from bot.services import org, problems
 from bot.services.problem_machine import Status
 from bot.services.problems import ProblemCard
 from bot.services.roles import AreaKind, may_list_problems, may_view_problem
-from handlers.common import reply
+from handlers.common import parse_id, reply
 from handlers.problem_actions import load_card
 from handlers.problem_views import card_text, list_line
 
 PER_PAGE = 10
+MAX_PAGE = 100_000
 
 
 async def issue_command(update: Update, context: Context) -> None:
@@ -77,7 +78,10 @@ def _parse_compact(compact: str) -> dict[str, object]:
         elif key == "status":
             chosen[key] = Status(value)
         elif key == "subject_id":
-            chosen[key] = int(value)
+            subject_id = parse_id(value)
+            if subject_id is None:
+                raise ValueError(value)
+            chosen[key] = subject_id
         else:
             raise ValueError(key)
     return chosen
@@ -150,12 +154,15 @@ async def issues_page(update: Update, context: Context) -> None:
         return
     try:
         _, page_text, compact = query.data.split(":", 2)
-        page = int(page_text)
+        page = parse_id(page_text)
         chosen = _parse_compact(compact)
     except ValueError:
+        page = None
+    if page is None:
         await query.answer(context._("button.stale"), show_alert=True)
         return
-    text, markup = await _page(context, chosen, compact, max(0, page))
+    # A page past the end shows the last one: no need to count that far (nor overflow).
+    text, markup = await _page(context, chosen, compact, max(0, min(page, MAX_PAGE)))
     await query.answer()
     try:
         await query.edit_message_text(text, reply_markup=markup)

@@ -21,7 +21,7 @@ from bot.services.problems import PhotoIn, ProblemView, ReportIn, distance_m
 from bot.services.roles import AreaKind, Role, may_report_privately
 from handlers import announce as announce_dialog
 from handlers import claims as claim_dialog
-from handlers.common import SENT, is_private, made_by_this_update, reply, stamped
+from handlers.common import SENT, is_private, made_by_this_update, parse_id, reply, stamped
 from handlers.problem_actions import (
     announce,
     begin_rectification,
@@ -373,11 +373,16 @@ async def draft_button(update: Update, context: Context) -> None:
             return
         next_step = "description"
     elif verb == "vp":
-        data["page"] = max(0, int(arg or 0))
+        page = parse_id(arg or "0")
+        if page is None:
+            await query.answer(context._("button.stale"), show_alert=True)
+            return
+        data["page"] = max(0, page)
         next_step = "village"
     elif verb == "vil":
+        village_id = parse_id(arg)
         async with context.services.db.begin() as session:
-            village = await org.area_by_id(session, int(arg))
+            village = None if village_id is None else await org.area_by_id(session, village_id)
         if village is None or village.kind is not AreaKind.village:
             await query.answer(context._("button.stale"), show_alert=True)
             return

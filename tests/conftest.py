@@ -14,11 +14,18 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import hypothesis
 import pytest
 from sqlalchemy import text
 
 import models
 from bot.db import Database, migrate_url
+
+# In CI every property test draws the same examples on every run (a failure there is reproduced
+# by running it again); by hand they vary from run to run, to find more.
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 PG_SERVER = os.environ.get("GREENGRID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")

@@ -308,6 +308,41 @@ class Driver(World):
         message, chat = self._user_message(user_id, chat_id, extra)
         return self._deliver(message, chat, f"[location {latitude}, {longitude}]")
 
+    def send_message(
+        self,
+        user_id: int,
+        extra: JSON,
+        *,
+        chat_id: int | None = None,
+        reply_to: JSON | int | None = None,
+        label: str = "[message]",
+    ) -> JSON:
+        """A message with whatever fields ``extra`` gives (text with odd entities, a sticker, a
+        document whose file id the stand-in never issued…): for feeding the bot input no
+        well-behaved client would send. Privacy mode applies as to any message."""
+        message, chat = self._user_message(user_id, chat_id, extra, reply_to)
+        return self._deliver(message, chat, label)
+
+    def edit_message(self, message: JSON, extra: JSON) -> JSON | None:
+        """The user edits their ``message``: its fields are replaced by ``extra`` and the bot
+        gets an ``edited_message`` update if it can see the chat's messages. Returns the edited
+        message, or None if the bot was not told."""
+        chat = self.chats[message["chat"]["id"]]
+        edited: JSON = {
+            **{k: v for k, v in message.items() if k not in ("text", "caption", "entities")},
+            **extra,
+            "edit_date": now_unix(),
+        }
+        self.record_user_message(edited)
+        user = self.users[edited["from"]["id"]]
+        seen = self._bot_sees(chat, edited)
+        self._event(chat.id, user.name, "user", "[edit] " + str(extra)[:60], hidden=not seen)
+        self._action_mark = self._seq
+        if not seen:
+            return None
+        self.queue_update({"edited_message": edited})
+        return edited
+
     def press(
         self,
         user_id: int,

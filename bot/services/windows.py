@@ -169,6 +169,8 @@ def parse_window(
             return last
         if last < first:
             return WindowError.reversed
+        if not (first.year >= FIRST_YEAR and last.year <= LAST_YEAR):  # before the date sums
+            return WindowError.out_of_range
         return _checked(Window.of(WindowKind.range, first, last, zone), today)
     return WindowError.unknown
 

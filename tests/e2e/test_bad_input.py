@@ -1,15 +1,18 @@
 """Bad input gets a clear reply, changes nothing, and never stops the bot."""
 
 import pytest
+from sqlalchemy import func, select
 
+import models
 from bot.harness import Harness
 from bot.sandbox import SentMessage, tiny_png
 from bot.sandbox.faults import FaultKind
 from bot.sending.ratelimit import ChatRateLimiter
 from bot.services import people, problems
 from bot.services.problems import PhotoIn, ReportIn
+from bot.services.roles import Role
 from tests.e2e.conftest import ADMIN, GROUP, STRANGER
-from tests.e2e.helpers import table_counts
+from tests.e2e.helpers import grant, table_counts
 
 
 @pytest.fixture
@@ -154,3 +157,63 @@ async def test_a_reply_survives_two_network_faults_and_arrives_once(
         r.status for r in bot.sb.request_log if r.method == "sendMessage" and r.chat_id == STRANGER
     ]
     assert tries[-3:] == [status, status, 200]
+
+
+HUGE = "9" * 20  # no 64-bit column holds it
+
+
+async def test_forged_numbers_in_buttons_are_stale_not_a_crash(known_stranger: Harness) -> None:
+    """Numbers in button data that ``int`` refuses although ``isdigit`` accepts them ("²"), or
+    that no database column holds: each tap is answered as outdated or refused, nothing fails
+    (before, each one failed three times and was parked), nothing changes."""
+    bot = known_stranger
+    menu = await bot.reply_to(ADMIN, "/help")
+    group_menu = await bot.reply_to(ADMIN, "/help", chat_id=GROUP)
+    before = await table_counts(bot)
+    taps = [
+        (STRANGER, menu, "cl:ok:²"),
+        (STRANGER, menu, f"cl:no:{HUGE}"),
+        (ADMIN, menu, "pk:²"),
+        (ADMIN, menu, f"pk:{HUGE}"),
+        (ADMIN, menu, f"ls:{HUGE}:"),
+        (ADMIN, menu, f"ls:0:subject_id={HUGE}"),
+        (ADMIN, menu, f"inv:u:volunteer:{HUGE}:0"),
+        (ADMIN, menu, "an:c:²"),
+        (ADMIN, menu, f"an:c:{HUGE}"),
+        (ADMIN, menu, f"p:asg:NH-2026-0001:{HUGE}"),
+        (ADMIN, menu, f"p:asg:NH-2026-0001:{HUGE}:7"),
+        (ADMIN, group_menu, f"bind:{HUGE}"),
+    ]
+    for who, message, data in taps:
+        answer = await bot.press_answer(who, message, data=data)
+        assert answer and "出了点问题" not in answer, (data, answer)
+    for uses in (HUGE, "-1"):  # an invite for more people than a database number holds
+        usage = await bot.reply_to(ADMIN, f"/invite volunteer NH-DQ-01 {uses}")
+        assert "/invite" in usage.content and "出了点问题" not in usage.content
+    async with bot.db.begin() as session:
+        failed = await session.scalar(
+            select(func.count())
+            .select_from(models.InboxUpdate)
+            .where(models.InboxUpdate.last_error.is_not(None))
+        )
+    assert failed == 0
+    assert await table_counts(bot) == before
+
+
+async def test_forged_village_buttons_in_a_private_report(known_stranger: Harness) -> None:
+    """At the village step of a private /report, forged village or page data is outdated; the
+    real buttons still work after it."""
+    bot = known_stranger
+    await grant(bot, 4001, Role.volunteer, "NH-DQ-01")
+    step = await bot.reply_to(4001, "/report")
+    step = await bot.press(4001, step, "露天焚烧")
+    mark = bot.sb.mark()
+    bot.sb.send_photo(4001)
+    received = (await bot.sb.wait_messages(4001, since=mark))[0]
+    await bot.press(4001, received, "完成")
+    await bot.reply_to(4001, "河边有人烧垃圾")
+    villages = await bot.reply_to(4001, "东桥村口")  # an address typed: the village comes next
+    assert any("东桥村" in row for row in villages.buttons)
+    for data in ("d:vil:x", f"d:vil:{HUGE}", "d:vil:²", "d:vp:x", f"d:vp:{HUGE}"):
+        assert "失效" in await bot.press_answer(4001, villages, data=data), data
+    assert "确认" in (await bot.press(4001, villages, "东桥村")).content

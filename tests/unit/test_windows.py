@@ -69,6 +69,10 @@ def test_windows(text: str | None, kind: WindowKind, first: date, last: date) ->
         ("2026-11-24..2026-11-30", WindowError.future),
         ("1999", WindowError.out_of_range),
         ("2101-01", WindowError.out_of_range),
+        # The ends of the calendar: refused, not an OverflowError from the date sums.
+        ("9999-12-31", WindowError.out_of_range),
+        ("2026-01-01..9999-12-31", WindowError.out_of_range),
+        ("0001-01-01", WindowError.out_of_range),
         ("garbage", WindowError.unknown),
         ("2026-10-01..", WindowError.unknown),
         ("last month", WindowError.unknown),

@@ -116,7 +116,8 @@ def build_database(path: Path, n_problems: int, n_people: int) -> float:
     insert = f"INSERT INTO problems ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     photo = (
         "INSERT INTO problem_photos (problem_id, kind, file_id, file_unique_id, message_id, "
-        "sha256, size, download_attempts, created_at) VALUES (?, 'before', ?, ?, NULL, ?, 900, 0, ?)"
+        "sha256, size, download_attempts, created_at) "
+        "VALUES (?, 'before', ?, ?, NULL, ?, 900, 0, ?)"
     )
     rng = random.Random(9)
     batch: list[tuple[Any, ...]] = []

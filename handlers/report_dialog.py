@@ -384,7 +384,7 @@ async def _submit_report(context: Context, chat_id: int, draft: DraftView) -> No
             zone_year=problems.code_year(now, services.settings.zone),
         )
         await drafts.finish(session, actor.person_id)
-        card = await problems.problem_card(session, result.problem.code, now)
+        card = await problems.problem_card(session, result.problem.code, now, just_reported=result)
         admins = await problems.people_with_role(session, Role.admin)
         locales = await people.locales_of(session, admins)
     assert card is not None

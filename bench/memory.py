@@ -227,6 +227,7 @@ def make_sandbox(speed: float) -> Sandbox:
 
 def bot_env(sb: Sandbox, db_url: str, workdir: Path, port: int, speed: float) -> dict[str, str]:
     keep = {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV"}
+    keep |= {"MALLOC_ARENA_MAX", "PYTHONMALLOC"}  # allocator settings, to compare them
     env = {k: v for k, v in os.environ.items() if k in keep}
     return env | {
         "BOT_TOKEN": TOKEN,

@@ -379,6 +379,8 @@ async def run(args: argparse.Namespace, path: Path, workdir: Path) -> dict[str, 
             rss, hwm = rss_kib(pid)
             samples.append((time.monotonic() - t0, rss))
             half = [s for s in samples if s[0] >= samples[-1][0] / 2]
+            # The first chart (/rank after a minute) loads matplotlib: a one-off step.
+            warm = [s for s in samples if s[0] >= min(args.warmup, samples[-1][0] / 2)]
             result = {
                 "mode": "soak",
                 "seconds": args.soak,
@@ -392,6 +394,8 @@ async def run(args: argparse.Namespace, path: Path, workdir: Path) -> dict[str, 
                 "vmhwm_kib": hwm,
                 "slope_mib_h": slope_mib_per_hour(samples),
                 "slope_second_half_mib_h": slope_mib_per_hour(half),
+                "slope_after_warmup_mib_h": slope_mib_per_hour(warm),
+                "rss_after_warmup_kib": warm[0][1],
                 "samples": samples,
             }
             print(
@@ -400,7 +404,9 @@ async def run(args: argparse.Namespace, path: Path, workdir: Path) -> dict[str, 
                 f"  RSS at start {mib(rss0)}, at the end {mib(rss)}, sampled peak "
                 f"{mib(result['rss_peak_sampled_kib'])}, VmHWM {mib(hwm)}\n"
                 f"  slope {result['slope_mib_h']:+.1f} MiB/h over all samples, "
-                f"{result['slope_second_half_mib_h']:+.1f} MiB/h over the second half",
+                f"{result['slope_second_half_mib_h']:+.1f} MiB/h over the second half; "
+                f"from {mib(warm[0][1])} at {warm[0][0] / 60:.0f} min (after the warm-up) to "
+                f"the end {result['slope_after_warmup_mib_h']:+.1f} MiB/h",
                 flush=True,
             )
     finally:
@@ -419,6 +425,9 @@ def main() -> None:
     parser.add_argument("--soak", type=float, nargs="?", const=3600.0, default=None)
     parser.add_argument("--rate", type=float, default=1.0, help="soak: events a second")
     parser.add_argument("--every", type=float, default=60.0, help="soak: seconds per sample")
+    parser.add_argument(
+        "--warmup", type=float, default=600.0, help="soak: seconds before the flat part"
+    )
     parser.add_argument("--speed", type=float, default=0.01, help="rate-limit windows × this")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()

@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo run test lint pytest sandbox migrate bench clean
+.PHONY: setup demo run test lint pytest sandbox migrate bench bench-reminders bench-checkout \
+	bench-webhook bench-intake bench-memory bench-soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +41,27 @@ test: lint pytest
 # Benchmarks, run by hand (figures in BENCHMARKS.md): the ranking over 1,000,000 problems.
 bench: setup
 	$(PY) -m bench.bench_ranking
+
+# The other benchmarks (see bench/README.md); each prints its figures.
+bench-reminders: setup
+	$(PY) -m bench.reminders --n 1000
+
+bench-checkout: setup
+	$(PY) -m bench.checkout
+
+bench-webhook: setup
+	$(PY) bench/intake.py
+
+bench-intake: setup
+	$(PY) -m bench.intake_vs_echo --profile /tmp/greengrid-intake.prof
+
+bench-memory: setup
+	$(PY) -m bench.memory
+
+# One hour of steady traffic (SOAK=seconds to change it).
+SOAK ?= 3600
+bench-soak: setup
+	$(PY) -m bench.memory --soak $(SOAK)
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .mypy_cache .ruff_cache

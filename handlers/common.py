@@ -36,7 +36,7 @@ async def identify(update: Update, context: Context) -> None:
             user.username,
             private=chat is not None and chat.type == Chat.PRIVATE,
         )
-        if services.settings.admin_ids:
+        if user.id in services.settings.admin_ids:  # the district is asked for admins only
             area = await org.district(session)
             await people.ensure_configured_admin(
                 session, person, services.settings.admin_ids, area.id if area else None

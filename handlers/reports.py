@@ -72,7 +72,7 @@ async def create_group_report(
             code_prefix=services.rules.problem_code_prefix,
             zone_year=problems.code_year(now, services.settings.zone),
         )
-        card = await problems.problem_card(session, result.problem.code, now)
+        card = await problems.problem_card(session, result.problem.code, now, just_reported=result)
     assert card is not None
     media.soon(context)
     if not result.created and not again:
@@ -98,29 +98,32 @@ async def group_photo(update: Update, context: Context) -> None:
     if message is None or message.from_user is None or context.actor is None:
         return
     tagged = has_report_tag(message.caption)
+    photo, problem = photo_of(message)
+    now = context.services.now()
+    first_run, parts = True, []
+    # One transaction: whether the group is bound, and (if so) the photo recorded.
     async with context.services.db.begin() as session:
         bound = await chats.binding_of(session, message.chat.id)
+        if bound is not None and problem is None and photo is not None:
+            # False when this update runs again after a run cut short (the inbox never hands
+            # out a finished one twice): the report is then made, or answered, as the first
+            # run would.
+            first_run = await intake.record_part(session, _part(message, photo), now)
+            parts = (
+                await intake.take_message(session, message.chat.id, message.message_id)
+                if tagged and message.media_group_id is None
+                else []
+            )
     if bound is None:
         if tagged:
             await reply(update, context, "report.group_not_bound")
         return
-    photo, problem = photo_of(message)
     if problem is not None:
         if tagged or message.media_group_id is not None:
             await reply(update, context, problem)
         return
     if photo is None:
         return
-    now = context.services.now()
-    async with context.services.db.begin() as session:
-        # False when this update runs again after a run cut short (the inbox never hands out a
-        # finished one twice): the report is then made, or answered, as the first run would.
-        first_run = await intake.record_part(session, _part(message, photo), now)
-        parts = (
-            await intake.take_message(session, message.chat.id, message.message_id)
-            if tagged and message.media_group_id is None
-            else []
-        )
     if parts:
         await create_group_report(context, message.chat.id, parts, again=not first_run)
     elif message.media_group_id is not None:

@@ -16,20 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-
-os.environ.setdefault("MPLBACKEND", "Agg")  # never look for a display
-
-import matplotlib
-
-matplotlib.use("Agg")
+from typing import TYPE_CHECKING
 
 import pylopdf_fonts_zh_cn
 from fontTools.ttLib import TTFont
-from matplotlib import font_manager
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from bot.services.ranking import Change, ChangeKind, Code, Standings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 COLOURS: dict[Code, str] = {Code.green: "#2E9E44", Code.yellow: "#F2B600", Code.red: "#D64541"}
@@ -44,8 +39,21 @@ def font_path() -> Path:
 
 
 @cache
+def _use_agg() -> None:
+    """matplotlib is imported on the first chart, not with the bot: it holds ~60 MB resident
+    (numpy with it), which a bot that has not drawn a chart yet need not carry."""
+    os.environ.setdefault("MPLBACKEND", "Agg")  # never look for a display
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+@cache
 def font_family() -> str:
     """Register the CJK font with matplotlib once; its family name."""
+    _use_agg()
+    from matplotlib import font_manager
+
     path = font_path()
     font_manager.fontManager.addfont(str(path))
     return font_manager.FontProperties(fname=str(path)).get_name()
@@ -119,6 +127,10 @@ def render_ranking_chart(
         )
     with _lock:
         family = font_family()
+        import matplotlib
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Patch
+
         with matplotlib.rc_context(
             {"font.family": [family, "DejaVu Sans"], "font.size": 11, "axes.unicode_minus": False}
         ):

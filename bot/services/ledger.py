@@ -17,9 +17,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -442,6 +439,11 @@ def _excel_value(value: Any, zone: tzinfo) -> Any:
 
 def workbook_bytes(sheets: Sequence[Sheet], zone: tzinfo) -> bytes:
     """The .xlsx file (CPU work: run it in a thread for a big ledger)."""
+    # Imported here: openpyxl costs ~30 MB resident, and a ledger is asked for rarely.
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
     book = Workbook()
     book.remove(book.active)  # type: ignore[arg-type]
     bold = Font(bold=True)

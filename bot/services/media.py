@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ProblemPhoto
@@ -82,9 +82,10 @@ async def pending_downloads(
 
 
 async def mark_stored(session: AsyncSession, photo_id: int, sha256: str, size: int) -> None:
-    photo = await session.get(ProblemPhoto, photo_id)
-    if photo is not None:
-        photo.sha256, photo.size = sha256, size
+    # One UPDATE (a photo deleted meanwhile matches no row), not a read and then a write.
+    await session.execute(
+        update(ProblemPhoto).where(ProblemPhoto.id == photo_id).values(sha256=sha256, size=size)
+    )
 
 
 async def mark_unavailable(session: AsyncSession, photo_id: int) -> None:

@@ -554,30 +554,42 @@ class ProblemCard:
     duplicates: list[Duplicate]
 
 
-async def problem_card(session: AsyncSession, code: str, now: datetime) -> ProblemCard | None:
-    problem = await problem_by_code(session, code)
-    if problem is None:
-        return None
-    view = await _view(session, problem)
-    reporter = await session.scalar(
-        select(Person.full_name).where(Person.id == problem.reporter_id)
-    )
+async def problem_card(
+    session: AsyncSession,
+    code: str,
+    now: datetime,
+    *,
+    just_reported: ReportResult | None = None,
+) -> ProblemCard | None:
+    """``just_reported``: what `report_problem` returned for ``code`` in this transaction. For
+    a new problem its view and its duplicates (asked of the same photos and place a moment
+    ago, before the problem existed) are used as they are rather than read again."""
+    if just_reported is not None and just_reported.created:
+        view = just_reported.problem
+        known_duplicates: list[Duplicate] | None = just_reported.duplicates
+    else:
+        problem = await problem_by_code(session, code)
+        if problem is None:
+            return None
+        view = await _view(session, problem)
+        known_duplicates = None
+    reporter = await session.scalar(select(Person.full_name).where(Person.id == view.reporter_id))
     village = (
-        await session.scalar(select(Area.name).where(Area.id == problem.village_id))
-        if problem.village_id
+        await session.scalar(select(Area.name).where(Area.id == view.village_id))
+        if view.village_id
         else None
     )
     photos = (
         await session.execute(
             select(ProblemPhoto.kind, ProblemPhoto.file_id)
-            .where(ProblemPhoto.problem_id == problem.id)
+            .where(ProblemPhoto.problem_id == view.id)
             .order_by(ProblemPhoto.id)
         )
     ).all()
     events = await session.execute(
         select(ProblemEvent, Person.full_name)
         .outerjoin(Person, Person.id == ProblemEvent.actor_id)
-        .where(ProblemEvent.problem_id == problem.id)
+        .where(ProblemEvent.problem_id == view.id)
         .order_by(ProblemEvent.id)
     )
     history = [
@@ -585,22 +597,25 @@ async def problem_card(session: AsyncSession, code: str, now: datetime) -> Probl
         for e, name in events
     ]
     before_ids = [f for k, f in photos if k == "before"]
-    unique_ids = list(
-        await session.scalars(
-            select(ProblemPhoto.file_unique_id).where(
-                ProblemPhoto.problem_id == problem.id, ProblemPhoto.kind == "before"
+    if known_duplicates is not None:
+        duplicates = known_duplicates
+    else:
+        unique_ids = list(
+            await session.scalars(
+                select(ProblemPhoto.file_unique_id).where(
+                    ProblemPhoto.problem_id == view.id, ProblemPhoto.kind == "before"
+                )
             )
         )
-    )
-    duplicates = await find_duplicates(
-        session,
-        unique_ids,
-        problem.category,
-        problem.latitude,
-        problem.longitude,
-        problem.created_at,
-        exclude_id=problem.id,
-    )
+        duplicates = await find_duplicates(
+            session,
+            unique_ids,
+            view.category,
+            view.latitude,
+            view.longitude,
+            view.created_at,
+            exclude_id=view.id,
+        )
     return ProblemCard(
         view,
         reporter or "",

@@ -4,14 +4,12 @@ subject, and for a liaison or inspector of one subject, that subject's standing 
 
 from __future__ import annotations
 
-import asyncio
-
 from telegram import Update
 from telegram.ext import Application, CommandHandler
 
 from bot.context import Context
 from bot.services import chats, snapshots, tallies
-from bot.services.charts import render_ranking_chart
+from bot.services.charts import draw_ranking_chart
 from bot.services.ranking import rank_changes, rank_subjects
 from bot.services.roles import AreaKind, Role
 from bot.services.windows import Window, WindowError, WindowKind, parse_window
@@ -86,8 +84,7 @@ async def rank_command(update: Update, context: Context) -> None:
     as_of = services.local(now)
     post = compose_ranking(tr, standings, changes, window, as_of, focus=focus)
     if standings.ranked:
-        png = await asyncio.to_thread(
-            render_ranking_chart,
+        png = await draw_ranking_chart(
             standings,
             changes,
             chart_text(tr, window, as_of),

@@ -4,14 +4,12 @@ far by default (against the same stretch of last week); `/summary month`, `/summ
 
 from __future__ import annotations
 
-import asyncio
-
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, CommandHandler
 
 from bot.context import Context
 from bot.services import summary
-from bot.services.charts import render_ranking_chart
+from bot.services.charts import draw_ranking_chart
 from bot.services.roles import Role
 from bot.services.windows import WindowError, WindowKind, parse_window
 from handlers.common import is_group, reply
@@ -52,8 +50,7 @@ async def summary_command(update: Update, context: Context) -> None:
     tr = context._
     post = compose_summary(tr, figures, zone=services.settings.zone, rules=services.rules)
     if figures.standings.ranked:
-        png = await asyncio.to_thread(
-            render_ranking_chart,
+        png = await draw_ranking_chart(
             figures.standings,
             figures.changes,
             chart_text(tr, figures.ranking_window, services.local(now)),

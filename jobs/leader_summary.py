@@ -11,14 +11,13 @@ which leader it is, once, until that leader opens the bot again.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.context import Services
 from bot.services import outbox, people, problems, summary
-from bot.services.charts import render_ranking_chart
+from bot.services.charts import draw_ranking_chart
 from bot.services.outbox import NewMessage
 from bot.services.roles import Role
 from bot.services.summary import Leader, Summary
@@ -48,7 +47,7 @@ async def chart_for(services: Services, figures: Summary, locale: str | None) ->
         return None
     tr = services.i18n.translator(locale)
     text = chart_text(tr, figures.ranking_window, services.local(figures.as_of))
-    png = await asyncio.to_thread(render_ranking_chart, figures.standings, figures.changes, text)
+    png = await draw_ranking_chart(figures.standings, figures.changes, text)
     return services.media.put(png)
 
 

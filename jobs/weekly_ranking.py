@@ -8,14 +8,13 @@ and the outbox row names it by its SHA-256; the sender reads the bytes from ther
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
 
 from bot.context import Context, Services
 from bot.services import chats, outbox, snapshots, tallies
-from bot.services.charts import render_ranking_chart
+from bot.services.charts import draw_ranking_chart
 from bot.services.ranking import rank_changes, rank_subjects
 from bot.services.roles import AreaKind
 from bot.services.windows import WindowKind, period, week_key
@@ -61,8 +60,8 @@ async def write_weekly_ranking(services: Services) -> int:
     as_of = services.local(posted.taken_at)
     chart_sha: str | None = None
     if posted.standings.ranked:
-        png = await asyncio.to_thread(
-            render_ranking_chart, posted.standings, changes, chart_text(tr, posted.window, as_of)
+        png = await draw_ranking_chart(
+            posted.standings, changes, chart_text(tr, posted.window, as_of)
         )
         chart_sha = services.media.put(png)
     written = 0

@@ -8,9 +8,13 @@ glyph the CJK font lacks.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 import os
+import pickle
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +36,7 @@ WIDTH_IN, DPI = 7.2, 150  # 1080 px wide: a phone screen's width
 BAR_IN, MARGIN_IN = 0.34, 1.5
 HIGHLIGHT = "#1F4E9E"  # the asking group's own subject
 _lock = threading.Lock()  # matplotlib's font cache is shared state
+CHART_TIMEOUT_S = 60.0  # a chart of 100 subjects takes about a second on a busy machine
 
 
 def font_path() -> Path:
@@ -177,6 +182,47 @@ def render_ranking_chart(
             ]
             fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
             return _png(fig)
+
+
+async def draw_ranking_chart(
+    standings: Standings,
+    changes: Mapping[int, Change],
+    text: ChartText,
+    *,
+    highlight: int | None = None,
+) -> bytes:
+    """``render_ranking_chart`` in a short-lived child process, as the bot draws every chart.
+
+    matplotlib, numpy and the CJK font stay resident once loaded (≈ 60 MiB, a third of the
+    bot's memory), and drawing holds the GIL for up to a second, stalling the event loop. In a
+    child (``python -m bot.services.chart_child``, which imports only this module) neither
+    touches the bot; the cost is the child's start and matplotlib's import, under a second a
+    chart. The job goes in by pickle (our own values to our own child) and the PNG comes out.
+    """
+    job = pickle.dumps((standings, dict(changes), text, highlight))
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.services.chart_child",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        png, errors = await asyncio.wait_for(child.communicate(job), CHART_TIMEOUT_S)
+    except BaseException:  # timed out or cancelled: the child must not outlive the chart
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+        await child.wait()
+        raise
+    if child.returncode != 0 or not png.startswith(b"\x89PNG"):
+        tail = errors.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise ChartError(f"the chart's process failed ({child.returncode}): {tail[0]}")
+    return png
+
+
+class ChartError(RuntimeError):
+    """The child drawing a chart failed; its last line of error output says why."""
 
 
 def _png(fig: Figure) -> bytes:

@@ -15,6 +15,7 @@ from bot.i18n import LOCALES, Catalogues
 from bot.rules import Ranking as RankingRules
 from bot.services.charts import (
     chart_labels,
+    draw_ranking_chart,
     font_family,
     font_path,
     missing_glyphs,
@@ -127,3 +128,12 @@ def test_nothing_ranked_still_makes_a_picture() -> None:
     text = chart_text(Catalogues("zh_CN").translator("zh_CN"), WINDOW, AS_OF)
     empty = rank_subjects([], RankingRules())
     assert _png_size(render_ranking_chart(empty, {}, text))[0] == 1080
+
+
+async def test_the_bot_draws_in_a_child_process_the_same_picture() -> None:
+    """What the bot sends is drawn in a child process (matplotlib never loads in the bot): the
+    same bytes as drawing here."""
+    standings, changes = _standings()
+    text = chart_text(Catalogues("zh_CN").translator("zh_CN"), WINDOW, AS_OF)
+    drawn = await draw_ranking_chart(standings, changes, text, highlight=3)
+    assert drawn == render_ranking_chart(standings, changes, text, highlight=3)

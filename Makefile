@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
 .PHONY: setup demo run test lint pytest sandbox migrate bench bench-reminders bench-checkout \
-	bench-webhook bench-intake bench-memory bench-soak clean
+	bench-faults bench-webhook bench-intake bench-memory bench-soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-intake: setup
 
 bench-memory: setup
 	$(PY) -m bench.memory
+
+# The scripted week with a fifth of the Bot API calls failing, for three seeds.
+bench-faults: setup
+	$(PY) -m bench.fault_week --seeds 5,6,7
 
 # One hour of steady traffic (SOAK=seconds to change it).
 SOAK ?= 3600

@@ -90,10 +90,11 @@ def _used_keys() -> set[str]:
 
 
 KEY_SHAPE = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)+$")
-# Strings of the same shape that are not message keys: file names, logger names and
-# matplotlib's settings (rcParams).
+# Strings of the same shape that are not message keys: file names, logger names, the
+# project's own modules (run with python -m) and matplotlib's settings (rcParams).
 NOT_KEYS = re.compile(
-    r"\.(json|ya?ml|toml|csv|db|txt|po|py|png|xlsx)$|^greengrid\.|^(axes|font|figure|savefig)\."
+    r"\.(json|ya?ml|toml|csv|db|txt|po|py|png|xlsx)$|^(greengrid|bot)\."
+    r"|^(axes|font|figure|savefig)\."
 )
 
 

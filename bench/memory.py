@@ -187,6 +187,10 @@ class Traffic:
         self.sb.send_text(PEOPLE_BASE + self.rng.randrange(TALKERS), "/help")
         self.helps += 1
 
+    def charts(self) -> int:
+        """The ranking charts the bot has sent to the groups (each /rank answers with one)."""
+        return sum(m.method == "sendPhoto" for g in GROUPS for m in self.sb.sent(g))
+
     def rank(self) -> None:
         self.sb.send_text(ADMIN, "/rank", chat_id=self.rng.choice(list(GROUPS)))
         self.ranks += 1
@@ -387,6 +391,7 @@ async def run(args: argparse.Namespace, path: Path, workdir: Path) -> dict[str, 
                 "reports": traffic.n_reports,
                 "helps": traffic.helps,
                 "ranks": traffic.ranks,
+                "charts": traffic.charts(),
                 "lag_max": lag_max,
                 "rss_start_kib": rss0,
                 "rss_end_kib": rss,
@@ -400,7 +405,8 @@ async def run(args: argparse.Namespace, path: Path, workdir: Path) -> dict[str, 
             }
             print(
                 f"soak of {args.soak} s: {traffic.n_reports} reports, {traffic.helps} /help, "
-                f"{traffic.ranks} /rank; at most {lag_max} reports waiting at a sample\n"
+                f"{traffic.ranks} /rank ({result['charts']} charts delivered); at most {lag_max} "
+                f"reports waiting at a sample\n"
                 f"  RSS at start {mib(rss0)}, at the end {mib(rss)}, sampled peak "
                 f"{mib(result['rss_peak_sampled_kib'])}, VmHWM {mib(hwm)}\n"
                 f"  slope {result['slope_mib_h']:+.1f} MiB/h over all samples, "

@@ -18,8 +18,9 @@ from bot.services import announcements, chats, drafts
 from bot.services.announcements import AnnouncementView, CancelRefusal, TimeError
 from bot.services.drafts import DraftView
 from bot.services.outbox import is_quiet
+from bot.services.people import Actor
 from bot.services.roles import Role
-from handlers.common import SENT, is_group, made_by_this_update, parse_id, reply, stamped
+from handlers.common import SENT, is_group, made_by_this_update, parse_id, reply, save_step, stamped
 from jobs import announcements as release
 
 DRAFT_KIND = "announce"
@@ -38,14 +39,6 @@ def _nav(context: Context, *, back: bool = True) -> list[InlineKeyboardButton]:
 
 def _stamp(context: Context, moment: datetime) -> str:
     return context.services.local(moment).strftime("%Y-%m-%d %H:%M")
-
-
-async def _save(context: Context, step: str, data: dict[str, Any]) -> None:
-    """Keep the step, and which update made it (see ``handlers.common.stamped``)."""
-    actor = context.actor
-    assert actor is not None
-    async with context.services.db.begin() as session:
-        await drafts.save(session, actor.person_id, step, stamped(data), context.services.now())
 
 
 async def _run_again(context: Context, chat_id: int, draft: DraftView) -> bool:
@@ -145,16 +138,23 @@ async def _prompt(context: Context, chat_id: int, step: str, data: dict[str, Any
         )
 
 
+async def _refused(update: Update, context: Context, actor: Actor) -> bool:
+    """Announcements are an admin's, in private; anyone else is told so (True)."""
+    if not actor.has(Role.admin):
+        await reply(update, context, "announce.not_admin")
+        return True
+    if is_group(update):
+        await reply(update, context, "announce.private_only")
+        return True
+    return False
+
+
 async def announce_command(update: Update, context: Context) -> None:
     actor = context.actor
     chat = update.effective_chat
     if actor is None or chat is None:
         return
-    if not actor.has(Role.admin):
-        await reply(update, context, "announce.not_admin")
-        return
-    if is_group(update):
-        await reply(update, context, "announce.private_only")
+    if await _refused(update, context, actor):
         return
     groups = await _group_names(context)
     if not groups:
@@ -188,7 +188,7 @@ async def on_draft_message(
             await reply(update, context, f"announce.time.{moment.value}", text=shown)
             return
         data["when"] = moment.isoformat()
-        await _save(context, "confirm", data)
+        await save_step(context, "confirm", data)
         await _prompt(context, message.chat.id, "confirm", data)
     else:
         await reply(update, context, "draft.use_buttons")
@@ -220,7 +220,7 @@ async def _content(
     if message.media_group_id is not None:
         data["album"] = message.media_group_id
         await reply(update, context, "announce.one_picture")
-    await _save(context, "when", data)
+    await save_step(context, "when", data)
     await _prompt(context, message.chat.id, "when", data)
 
 
@@ -252,7 +252,7 @@ async def announce_button(update: Update, context: Context) -> None:
         return
     if verb == "b" and draft.step != "target":
         previous = STEPS[STEPS.index(draft.step) - 1]
-        await _save(context, previous, data)
+        await save_step(context, previous, data)
         await query.answer()
         await _prompt(context, chat_id, previous, data)
         return
@@ -269,12 +269,12 @@ async def announce_button(update: Update, context: Context) -> None:
         else:  # a group unbound since the buttons were made
             await query.answer(context._("announce.group_gone"), show_alert=True)
             return
-        await _save(context, "content", data)
+        await save_step(context, "content", data)
         await query.answer()
         await _prompt(context, chat_id, "content", data)
     elif verb == "w":
         data["when"] = "now"
-        await _save(context, "confirm", data)
+        await save_step(context, "confirm", data)
         await query.answer()
         await _prompt(context, chat_id, "confirm", data)
     else:
@@ -291,14 +291,14 @@ async def _confirm(context: Context, chat_id: int, data: dict[str, Any]) -> None
     now = services.now()
     target = data.get("target")
     if target != "all" and target not in await _group_names(context):
-        await _save(context, "target", data)
+        await save_step(context, "target", data)
         await context.bot.send_message(chat_id, context._("announce.group_gone"))
         await _prompt(context, chat_id, "target", data)
         return
     when = data.get("when")
     send_at = now if when == "now" else datetime.fromisoformat(str(when))
     if send_at < now:
-        await _save(context, "when", data)
+        await save_step(context, "when", data)
         await context.bot.send_message(
             chat_id, context._("announce.time.past", text=_stamp(context, send_at))
         )
@@ -396,11 +396,7 @@ async def announcements_command(update: Update, context: Context) -> None:
     message = update.effective_message
     if actor is None or message is None:
         return
-    if not actor.has(Role.admin):
-        await reply(update, context, "announce.not_admin")
-        return
-    if is_group(update):
-        await reply(update, context, "announce.private_only")
+    if await _refused(update, context, actor):
         return
     async with context.services.db.begin() as session:
         waiting = await announcements.queued(session, limit=LISTED)

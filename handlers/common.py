@@ -9,7 +9,7 @@ from telegram.ext import Application, TypeHandler
 
 from bot.context import Context
 from bot.receiving.processor import current_attempt
-from bot.services import chats, org, people
+from bot.services import chats, drafts, org, people
 from bot.services.roles import AreaKind
 
 # Runs before every other handler group.
@@ -94,6 +94,15 @@ def stamped(data: dict[str, Any]) -> dict[str, Any]:
     step's answer (see ``made_by_this_update``)."""
     update_id = this_update()
     return data if update_id is None else {**data, UPDATE_KEY: update_id}
+
+
+async def save_step(context: Context, step: str, data: dict[str, Any]) -> None:
+    """Keep the acting person's draft at ``step``, stamped with the update that made it (see
+    ``stamped``)."""
+    actor = context.actor
+    assert actor is not None
+    async with context.services.db.begin() as session:
+        await drafts.save(session, actor.person_id, step, stamped(data), context.services.now())
 
 
 def made_by_this_update(data: dict[str, Any]) -> bool:

@@ -21,7 +21,15 @@ from bot.services.problems import PhotoIn, ProblemView, ReportIn, distance_m
 from bot.services.roles import AreaKind, Role, may_report_privately
 from handlers import announce as announce_dialog
 from handlers import claims as claim_dialog
-from handlers.common import SENT, is_private, made_by_this_update, parse_id, reply, stamped
+from handlers.common import (
+    SENT,
+    is_private,
+    made_by_this_update,
+    parse_id,
+    reply,
+    save_step,
+    stamped,
+)
 from handlers.problem_actions import (
     announce,
     begin_rectification,
@@ -43,15 +51,6 @@ def _nav(context: Context, *, back: bool = True) -> list[InlineKeyboardButton]:
     if back:
         row.insert(0, InlineKeyboardButton(context._("draft.back"), callback_data="d:back"))
     return row
-
-
-async def _save(context: Context, step: str, data: dict[str, Any]) -> None:
-    """Keep the step, and which update made it: if telling the person fails, the update runs
-    again and must not take the same message or tap as the next step's answer."""
-    actor = context.actor
-    assert actor is not None
-    async with context.services.db.begin() as session:
-        await drafts.save(session, actor.person_id, step, stamped(data), context.services.now())
 
 
 def _moved_by_this_update(draft: DraftView) -> bool:
@@ -190,7 +189,7 @@ async def _add_photo(update: Update, context: Context, draft: DraftView, message
         message.media_group_id is not None and data.get("album") != message.media_group_id
     )
     data["album"] = message.media_group_id
-    await _save(context, draft.step, data)
+    await save_step(context, draft.step, data)
     # One acknowledgement per album, not one per picture.
     if message.media_group_id is None or first_of_album:
         keyboard = (
@@ -226,7 +225,7 @@ async def _report_message(
             await reply(update, context, "report.too_long", n=MAX_DESCRIPTION)
         else:
             data["description"] = text
-            await _save(context, "location", data)
+            await save_step(context, "location", data)
             await _prompt(context, chat_id, "location", data)
     elif step == "location":
         if message.location is not None:
@@ -240,7 +239,7 @@ async def _report_message(
         else:
             await reply(update, context, "report.need_location")
             return
-        await _save(context, "village", data)
+        await save_step(context, "village", data)
         await _prompt(context, chat_id, "village", data)
     else:
         await reply(update, context, "draft.use_buttons")
@@ -337,7 +336,7 @@ async def draft_button(update: Update, context: Context) -> None:
         if not data.get("photos"):
             await query.answer(context._("report.need_photo"), show_alert=True)
             return
-        await _save(context, "note", data)
+        await save_step(context, "note", data)
         await query.answer()
         await context.bot.send_message(chat_id, context._("rectify.ask_note"))
         return
@@ -347,7 +346,7 @@ async def draft_button(update: Update, context: Context) -> None:
     step = draft.step
     if verb == "back" and step != "category":
         previous = STEPS[STEPS.index(step) - 1]
-        await _save(context, previous, data)
+        await save_step(context, previous, data)
         await query.answer()
         await _prompt(context, chat_id, previous, data)
         return
@@ -392,7 +391,7 @@ async def draft_button(update: Update, context: Context) -> None:
         await query.answer()
         await _submit_report(context, chat_id, draft)
         return
-    await _save(context, next_step, data)
+    await save_step(context, next_step, data)
     await query.answer()
     await _prompt(context, chat_id, next_step, data)
 
